@@ -1,0 +1,6 @@
+"""nlpseq: recurrent sequence models (RNN, LSTM, GRU) for NER, sentiment and translation."""
+
+from nlpseq.checkpoint import load
+
+__all__ = ["load"]
+__version__ = "0.1.0"

@@ -1,0 +1,131 @@
+"""Token embeddings: words, optional character-level word features, optional pretrained vectors."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nlpseq.data.io import read_lines
+from nlpseq.errors import DataError
+from nlpseq.modules.encoders import RecurrentEncoder, lengths_to_mask
+
+
+class CharCNN(nn.Module):
+    """Characters of each word ``(words, chars)`` -> ``(words, filters)`` by convolution and masked max-pool."""
+
+    def __init__(self, num_chars: int, embedding_dim: int = 30, filters: int = 50, kernel_size: int = 3,
+                 pad_id: int = 0):
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, embedding_dim, padding_idx=pad_id)
+        self.conv = nn.Conv1d(embedding_dim, filters, kernel_size, padding=kernel_size // 2)
+        self.output_size = filters
+
+    def forward(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = self.conv(self.embed(chars).transpose(1, 2))  # (words, filters, chars)
+        # Padding characters must not win the max, or a word's features would depend on its batch.
+        h = h.masked_fill(~lengths_to_mask(lengths, h.size(2)).unsqueeze(1), float("-inf"))
+        return h.max(dim=2).values
+
+
+class CharLSTM(nn.Module):
+    """Characters of each word ``(words, chars)`` -> ``(words, 2 * hidden)``: final states of a BiLSTM."""
+
+    def __init__(self, num_chars: int, embedding_dim: int = 30, hidden_size: int = 25, pad_id: int = 0):
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, embedding_dim, padding_idx=pad_id)
+        self.rnn = RecurrentEncoder(embedding_dim, hidden_size, "lstm", 1, bidirectional=True)
+        self.output_size = self.rnn.output_size
+
+    def forward(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.rnn(self.embed(chars), lengths)[1]
+
+
+class TokenEmbedder(nn.Module):
+    """Word ids ``(batch, time)`` (+ char ids ``(batch, time, chars)``) -> ``(batch, time, output_size)``.
+
+    ``word_dropout`` replaces a training token by ``unk_id`` with that probability, so the unknown-word
+    vector is trained on contexts like those of rare words at test time.
+    """
+
+    def __init__(self, num_words: int, embedding_dim: int, char_encoder: nn.Module | None = None,
+                 word_dropout: float = 0.0, pad_id: int = 0, unk_id: int = 1, char_pad_id: int = 0):
+        super().__init__()
+        self.words = nn.Embedding(num_words, embedding_dim, padding_idx=pad_id)
+        bound = math.sqrt(3.0 / embedding_dim)
+        nn.init.uniform_(self.words.weight, -bound, bound)
+        with torch.no_grad():
+            self.words.weight[pad_id].zero_()
+        self.chars = char_encoder
+        self.word_dropout, self.unk_id, self.pad_id, self.char_pad_id = word_dropout, unk_id, pad_id, char_pad_id
+        self.output_size = embedding_dim + (char_encoder.output_size if char_encoder is not None else 0)
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training and self.word_dropout > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.word_dropout
+            words = words.masked_fill(drop & (words != self.pad_id), self.unk_id)
+        x = self.words(words)
+        if self.chars is None:
+            return x
+        mask = words != self.pad_id
+        flat = chars[mask]  # only real tokens: (n_tokens, chars)
+        features = self.chars(flat, (flat != self.char_pad_id).sum(1).clamp(min=1))
+        full = x.new_zeros(*words.shape, features.size(-1))
+        full[mask] = features.to(x.dtype)
+        return torch.cat([x, full], dim=-1)
+
+    def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor) -> None:
+        """Copy ``vectors`` ``(vocab, dim)`` into the rows where ``found`` ``(vocab,)`` is true."""
+        with torch.no_grad():
+            self.words.weight[found] = vectors[found].to(self.words.weight.dtype)
+
+
+def _normalise_digits(word: str) -> str:
+    return re.sub(r"\d", "0", word)
+
+
+def read_vectors(path: str | Path, wanted: set[str]) -> tuple[dict[str, list[float]], int]:
+    """Read a GloVe / word2vec text file (plain or ``.gz``), keeping only the ``wanted`` words.
+
+    A word2vec header line (``count dim``) is skipped. Returns ``({word: vector}, dim)``.
+    """
+    vectors: dict[str, list[float]] = {}
+    dim = None
+    for number, line in read_lines(path):
+        word, _, rest = line.rstrip().partition(" ")
+        if number == 1 and rest.isdigit():
+            continue  # word2vec header
+        if dim is None:
+            dim = len(rest.split())
+            if dim == 0:
+                raise DataError(str(path), number, "expected 'word v1 v2 ...' (GloVe / word2vec text format)")
+        if word in wanted and word not in vectors:
+            values = rest.split()
+            if len(values) != dim:
+                raise DataError(str(path), number, f"expected {dim} values after the word, got {len(values)}")
+            vectors[word] = [float(v) for v in values]
+    if dim is None:
+        raise DataError(str(path), None, "is empty; expected 'word v1 v2 ...' lines")
+    return vectors, dim
+
+
+def match_vectors(vocab_itos: list[str], vectors: dict[str, list[float]], dim: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows for each vocabulary word: exact, lowercased, or with digits as 0. Returns (weights, found)."""
+    weights = torch.zeros(len(vocab_itos), dim)
+    found = torch.zeros(len(vocab_itos), dtype=torch.bool)
+    for i, word in enumerate(vocab_itos):
+        for key in (word, word.lower(), _normalise_digits(word.lower())):
+            if key in vectors:
+                weights[i] = torch.tensor(vectors[key])
+                found[i] = True
+                break
+    return weights, found
+
+
+def vector_keys(word: str) -> tuple[str, ...]:
+    """The keys :func:`match_vectors` tries for ``word``, for selecting what :func:`read_vectors` keeps."""
+    return word, word.lower(), _normalise_digits(word.lower())

@@ -1,0 +1,221 @@
+"""Named-entity recognition: CoNLL files -> BiLSTM(-CRF) tagger -> seqeval entity F1."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig, open_dict
+from seqeval.metrics.sequence_labeling import get_entities
+
+from nlpseq.data.batching import bucket_batches, pad_characters, pad_sequences
+from nlpseq.data.conll import TaggedSentence, read_conll, write_conll
+from nlpseq.data.datasets import corpus_dir, resolve_path
+from nlpseq.data.tokenize import tokenize_with_offsets
+from nlpseq.data.vocab import Vocabulary
+from nlpseq.errors import NlpseqError
+from nlpseq.metrics import entity_report, entity_scores
+from nlpseq.models.tagger import SequenceTagger, build_tagger
+from nlpseq.modules.embeddings import match_vectors, read_vectors, vector_keys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaggingBatch:
+    words: torch.Tensor  # (batch, time)
+    chars: torch.Tensor  # (batch, time, chars)
+    lengths: torch.Tensor  # (batch,)
+    tags: torch.Tensor | None  # (batch, time)
+    index: list[int]  # positions of the sentences in their split
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def to(self, device: torch.device) -> TaggingBatch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return TaggingBatch(move(self.words), move(self.chars), self.lengths, move(self.tags), self.index)
+
+
+class NerTask:
+    """Owns the vocabularies and (when training) the splits; builds the model, loss, metric and predictions."""
+
+    name = "ner"
+    metric = "f1"
+
+    def __init__(self, cfg: DictConfig, words: Vocabulary, chars: Vocabulary, labels: Vocabulary):
+        self.cfg, self.words, self.chars, self.labels = cfg, words, chars, labels
+        self.splits: dict[str, list[TaggedSentence]] = {}
+        self._vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._dev_batches: list[TaggingBatch] | None = None
+
+    # ----- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> NerTask:
+        """Read the corpus named by ``cfg.data``, build vocabularies and, if set, pretrained vectors."""
+        data = cfg.data
+        folder = corpus_dir(data.name, data.root, data.download)
+        splits = {split: read_conll(folder / data[split], data.scheme) for split in ("train", "dev", "test")}
+        norm = word_normaliser(data)
+        counts = Counter(norm(t) for s in splits["train"] for t in s.tokens)
+        words = Vocabulary.from_counter(counts, data.min_freq, data.max_vocab_size)
+        chars = Vocabulary.from_counter(Counter(c for s in splits["train"] for t in s.tokens for c in t))
+        labels = Vocabulary(sorted({t for s in splits["train"] for t in s.tags}), pad=None, unk=None)
+        task = cls(cfg, words, chars, labels)
+        task.splits = splits
+        if cfg.model.pretrained_vectors:
+            task._prepare_vectors(norm)
+        log.info("vocabulary: %d words, %d characters, %d tags; %d/%d/%d sentences", len(words), len(chars),
+                 len(labels), *(len(splits[s]) for s in ("train", "dev", "test")))
+        return task
+
+    def _prepare_vectors(self, norm) -> None:
+        path = resolve_path(self.cfg.model.pretrained_vectors, self.cfg.data.root)
+        all_words = {norm(t) for sents in self.splits.values() for s in sents for t in s.tokens}
+        vectors, dim = read_vectors(path, {k for w in all_words for k in vector_keys(w)})
+        if self.cfg.model.extend_vocab_with_pretrained:
+            # Words of dev/test that have a vector join the vocabulary (as in Lample et al. 2016 and
+            # NCRF++): only their pretrained embedding is used, never their labels.
+            self.words.extend(sorted(w for w in all_words if any(k in vectors for k in vector_keys(w))))
+        weights, found = match_vectors(self.words.itos, vectors, dim)
+        if dim != self.cfg.model.embedding_dim:
+            log.info("model.embedding_dim set to %d to match %s", dim, path)
+            with open_dict(self.cfg):
+                self.cfg.model.embedding_dim = dim
+        log.info("pretrained vectors: %d of %d vocabulary words found in %s (%.1f%%)", int(found.sum()),
+                 len(self.words), path, 100.0 * float(found.float().mean()))
+        self._vectors = (weights, found)
+
+    @classmethod
+    def from_state(cls, cfg: DictConfig, state: dict) -> NerTask:
+        return cls(cfg, Vocabulary.from_dict(state["words"]), Vocabulary.from_dict(state["chars"]),
+                   Vocabulary.from_dict(state["labels"]))
+
+    def state(self) -> dict:
+        """Plain data (lists, dicts, strings) for the checkpoint."""
+        return {"words": self.words.to_dict(), "chars": self.chars.to_dict(), "labels": self.labels.to_dict()}
+
+    def predictor(self, model: SequenceTagger) -> EntityTagger:
+        return EntityTagger(self, model)
+
+    def build_model(self) -> SequenceTagger:
+        model = build_tagger(self.cfg.model, len(self.words), len(self.chars), self.labels.itos)
+        if self._vectors is not None:
+            model.embedder.load_vectors(*self._vectors)
+        return model
+
+    # ----- batches ------------------------------------------------------------------------------
+    def make_batch(self, sentences: list[list[str]], tags: list[list[str]] | None, index: list[int]
+                   ) -> TaggingBatch:
+        norm = word_normaliser(self.cfg.data)
+        words = pad_sequences([self.words.encode(norm(t) for t in s) for s in sentences], self.words.pad_id)
+        chars = pad_characters([[self.chars.encode(t) for t in s] for s in sentences], self.chars.pad_id)
+        lengths = torch.tensor([len(s) for s in sentences], dtype=torch.long)
+        tag_ids = None if tags is None else pad_sequences([self.labels.encode(t) for t in tags], 0)
+        return TaggingBatch(words, chars, lengths, tag_ids, index)
+
+    def batches(self, sentences: list[TaggedSentence], batch_size: int, shuffle: bool,
+                generator: torch.Generator | None = None, with_tags: bool = True) -> list[TaggingBatch]:
+        groups = bucket_batches([len(s.tokens) for s in sentences], batch_size, shuffle, generator)
+        return [self.make_batch([sentences[i].tokens for i in g],
+                                [sentences[i].tags for i in g] if with_tags else None, g) for g in groups]
+
+    def train_batches(self, epoch: int) -> list[TaggingBatch]:
+        generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
+        return self.batches(self.splits["train"], self.cfg.trainer.batch_size, True, generator)
+
+    # ----- loss, evaluation, prediction ---------------------------------------------------------
+    def loss(self, model: SequenceTagger, batch: TaggingBatch) -> torch.Tensor:
+        return model.loss(batch.words, batch.chars, batch.lengths, batch.tags)
+
+    @torch.inference_mode()
+    def predict_tags(self, model: SequenceTagger, sentences: list[list[str]]) -> list[list[str]]:
+        """Tag tokenized sentences; returns tag strings in the input order."""
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        out: list[list[str] | None] = [None] * len(sentences)
+        order = bucket_batches([len(s) for s in sentences], int(self.cfg.trainer.eval_batch_size), False)
+        for group in order:
+            batch = self.make_batch([sentences[i] for i in group], None, group).to(device)
+            for i, ids in zip(group, model.decode(batch.words, batch.chars, batch.lengths)):
+                out[i] = self.labels.decode(ids)
+        model.train(was_training)
+        return out
+
+    def evaluate(self, model: SequenceTagger, sentences: list[TaggedSentence]) -> tuple[dict, list[list[str]]]:
+        """Entity scores (percent) and the predicted tags."""
+        predicted = self.predict_tags(model, [s.tokens for s in sentences])
+        return entity_scores([s.tags for s in sentences], predicted), predicted
+
+    def validate(self, model: SequenceTagger) -> dict:
+        scores, _ = self.evaluate(model, self.splits["dev"])
+        return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
+
+    def report(self, model: SequenceTagger, sentences: list[TaggedSentence], output: str | None = None) -> str:
+        """seqeval's per-type report; with ``output``, writes ``token gold predicted`` lines (conlleval)."""
+        scores, predicted = self.evaluate(model, sentences)
+        if output:
+            write_conll(output, [list(zip(s.tokens, s.tags, p)) for s, p in zip(sentences, predicted)])
+        gold = [s.tags for s in sentences]
+        return entity_report(gold, predicted) + (
+            f"\nentity F1 {scores['f1']:.2f} (precision {scores['precision']:.2f}, recall {scores['recall']:.2f})")
+
+    def read_split(self, split: str | None = None, file: str | None = None) -> list[TaggedSentence]:
+        """A named split of the configured corpus, or any CoNLL file."""
+        if file:
+            return read_conll(file, self.cfg.data.scheme)
+        if split not in ("train", "dev", "test"):
+            raise NlpseqError(f"split must be train, dev or test, got {split!r}")
+        folder = corpus_dir(self.cfg.data.name, self.cfg.data.root, self.cfg.data.download)
+        return read_conll(folder / self.cfg.data[split], self.cfg.data.scheme)
+
+
+def word_normaliser(data_cfg):
+    """The mapping from a token to its word-vocabulary key (lowercasing, digits -> 0), per ``data`` config."""
+    lower, zero = bool(data_cfg.lowercase), bool(data_cfg.zero_digits)
+
+    def norm(token: str) -> str:
+        if lower:
+            token = token.lower()
+        return re.sub(r"\d", "0", token) if zero else token
+
+    return norm
+
+
+class EntityTagger:
+    """Inference from a checkpoint: ``nlpseq.load(path).predict(["EU rejects German call ."])``."""
+
+    def __init__(self, task: NerTask, model: SequenceTagger):
+        self.task, self.model = task, model.eval()
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """Each text -> ``{"text", "tokens", "tags", "entities": [{"type", "start", "end", "text"}]}``.
+
+        Texts are tokenized by :func:`nlpseq.data.tokenize.tokenize_with_offsets`; entity offsets are
+        character offsets into the text (end exclusive). An empty text is an error.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        tokenized = []
+        for i, text in enumerate(texts):
+            spans = tokenize_with_offsets(text)
+            if not spans:
+                raise NlpseqError(f"input {i + 1} is empty: nothing to tag")
+            tokenized.append(spans)
+        tags = self.task.predict_tags(self.model, [[t for t, _, _ in spans] for spans in tokenized])
+        results = []
+        for text, spans, seq in zip(texts, tokenized, tags):
+            entities = [{"type": kind, "start": spans[a][1], "end": spans[b][2], "text": text[spans[a][1]:spans[b][2]]}
+                        for kind, a, b in get_entities(seq)]
+            results.append({"text": text, "tokens": [t for t, _, _ in spans], "tags": seq, "entities": entities})
+        return results
+
+    @staticmethod
+    def format_text(result: dict) -> str:
+        """``token tag`` lines, one per token (the CoNLL layout), for ``predict.py format=text``."""
+        return "".join(f"{t} {g}\n" for t, g in zip(result["tokens"], result["tags"]))

@@ -1,0 +1,37 @@
+"""Score a checkpoint: ``python scripts/evaluate.py checkpoint=PATH split=test output=FILE``.
+
+``file=PATH`` scores any file in the corpus's format instead of a named split. NER prints seqeval's
+per-type report and writes FILE in the conlleval layout (``token gold predicted``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import hydra
+from omegaconf import DictConfig, open_dict
+
+import nlpseq
+from nlpseq.cli import exits_cleanly
+from nlpseq.trainer import pick_device
+
+
+@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    predictor = nlpseq.load(cfg.checkpoint, device=pick_device(cfg.device))
+    task = predictor.task
+    root = cfg.data_root or os.environ.get("NLPSEQ_DATA")
+    if root:
+        with open_dict(task.cfg):
+            task.cfg.data.root = root
+    examples = task.read_split(cfg.split, cfg.file)
+    source = cfg.file or f"{task.cfg.data.name} {cfg.split}"
+    print(f"{source}: {len(examples)} examples")
+    print(task.report(predictor.model, examples, cfg.output))
+    if cfg.output:
+        print(f"predictions written to {cfg.output}")
+
+
+if __name__ == "__main__":
+    main()
