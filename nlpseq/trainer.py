@@ -46,6 +46,7 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
     """
     tc = cfg.trainer
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / "checkpoints"
     best_path, last_path = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
     if tc.num_threads:
@@ -67,7 +68,7 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
     log.info("model: %s parameters on %s\n%s", f"{n_params:,}", device, model)
 
     def snapshot(with_optimizer: bool) -> dict:
-        payload = {"format_version": FORMAT_VERSION, "task": task.name, "config": OmegaConf.to_container(cfg),
+        payload = {"format_version": FORMAT_VERSION, "task": task.name, "config": OmegaConf.to_container(cfg, resolve=True),
                    "task_state": task.state(), "model": model.state_dict(), "train_state": asdict(state)}
         if with_optimizer:
             payload.update(optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
