@@ -68,8 +68,9 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
     log.info("model: %s parameters on %s\n%s", f"{n_params:,}", device, model)
 
     def snapshot(with_optimizer: bool) -> dict:
-        payload = {"format_version": FORMAT_VERSION, "task": task.name, "config": OmegaConf.to_container(cfg, resolve=True),
-                   "task_state": task.state(), "model": model.state_dict(), "train_state": asdict(state)}
+        payload = {"format_version": FORMAT_VERSION, "task": task.name,
+                   "config": OmegaConf.to_container(cfg, resolve=True), "task_state": task.state(),
+                   "model": model.state_dict(), "train_state": asdict(state)}
         if with_optimizer:
             payload.update(optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
                            scheduler=scheduler.state_dict() if scheduler is not None else None)

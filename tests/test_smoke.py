@@ -1,0 +1,21 @@
+"""A few training steps on the real CoNLL-2003 when ../shared/data is present (skipped otherwise)."""
+
+from __future__ import annotations
+
+import nlpseq
+from nlpseq.tasks import TASKS
+from nlpseq.trainer import train
+from tests.conftest import SHARED_DATA, TINY_MODEL, compose_config, requires_shared_data
+
+
+@requires_shared_data
+def test_ner_trains_a_few_steps_on_conll2003(tmp_path):
+    cfg = compose_config(["task=ner", f"data.root={SHARED_DATA}", "data.download=false", *TINY_MODEL,
+                          "trainer.max_steps=15", "trainer.batch_size=16", "trainer.eval_batch_size=512"])
+    task = TASKS["ner"].from_config(cfg)
+    assert [len(task.splits[s]) for s in ("train", "dev", "test")] == [14041, 3250, 3453]
+    assert sorted(task.labels.itos) == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
+    result = train(task, cfg, tmp_path)
+    assert result["steps"] == 15 and 0.0 <= result["best_score"] <= 100.0
+    tagged = nlpseq.load(result["best_checkpoint"]).predict(["EU rejects German call to boycott British lamb ."])
+    assert len(tagged[0]["tags"]) == 9
