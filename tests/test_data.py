@@ -142,3 +142,22 @@ def test_missing_corpus_says_where_to_put_it(tmp_path):
         corpus_dir("conll2003", tmp_path, download=False)
     message = str(err.value)
     assert str((tmp_path / "conll2003").resolve()) in message and "train.txt" in message and "NLPSEQ_DATA" in message
+
+
+def test_missing_files_are_downloaded_and_checksummed(tmp_path, monkeypatch):
+    from nlpseq.data import datasets
+
+    source = tmp_path / "remote" / "train.txt"
+    source.parent.mkdir()
+    source.write_text("EU B-ORG\n", encoding="utf-8")
+    entry = {"folder": "tiny", "description": "a tiny corpus",
+             "files": {"train.txt": (source.as_uri(), datasets.md5sum(source))}}
+    monkeypatch.setitem(datasets.MANIFEST, "tiny", entry)
+    folder = corpus_dir("tiny", tmp_path / "root")
+    assert (folder / "train.txt").read_text(encoding="utf-8") == "EU B-ORG\n"
+
+    entry["files"] = {"test.txt": (source.as_uri(), "0" * 32)}
+    with pytest.raises(NlpseqError, match="checksum mismatch") as err:
+        corpus_dir("tiny", tmp_path / "root")
+    assert not (folder / "test.txt").exists() and not list(folder.glob("*.part"))
+    assert "Put the files there" in str(err.value)

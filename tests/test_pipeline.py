@@ -161,3 +161,14 @@ def test_scripts_report_bad_input_without_tracebacks(tiny_conll, tmp_path):
     assert f"{bad}:2: expected 2 columns like the lines before, got 3" in done.stderr
     done = run_script("predict.py", f"checkpoint={tmp_path}/missing.pt", "input=-", stdin="x\n")
     assert done.returncode == 1 and "missing.pt not found" in done.stderr
+
+
+def test_multirun_sweep_over_cells(tiny_conll, tmp_path):
+    from tests.conftest import TINY_MODEL
+
+    done = run_script("train.py", "-m", "task=ner", "model.cell=rnn,gru", "trainer=debug", "trainer.max_steps=2",
+                      *TINY_MODEL, "data.download=false", f"hydra.sweep.dir={tmp_path}", env_root=tiny_conll)
+    assert done.returncode == 0, done.stderr
+    runs = sorted(p.parent.parent for p in tmp_path.glob("*/checkpoints/best.pt"))
+    assert len(runs) == 2
+    assert "model.cell=gru" in (runs[1] / ".hydra" / "overrides.yaml").read_text()

@@ -62,7 +62,7 @@ def corpus_dir(name: str, root: str | Path, download: bool = True) -> Path:
         raise NlpseqError(
             f"{entry['description']}: {', '.join(missing)} not found in {folder.resolve()}{reason}. "
             f"Put the files there, or point data.root=PATH (or the environment variable NLPSEQ_DATA) "
-            f"at a folder that has {entry['folder']}/{'/'.join(entry['files'])}."
+            f"at a folder that has {entry['folder']}/{{{', '.join(entry['files'])}}}."
         )
     return folder
 
