@@ -98,3 +98,15 @@ def test_read_glove_and_word2vec_text(tmp_path):
     bad.write_text("a 1 2\nb 1\n", encoding="utf-8")
     with pytest.raises(DataError, match="bad.txt:2: expected 2 values"):
         read_vectors(bad, {"a", "b"})
+
+
+def test_char_cnn_equals_a_padded_conv1d():
+    torch.manual_seed(0)
+    cnn = CharCNN(12, embedding_dim=4, filters=6, kernel_size=3)
+    conv = torch.nn.Conv1d(4, 6, 3, padding=1)
+    with torch.no_grad():  # Linear over windows [c_{t-1}, c_t, c_{t+1}] <-> conv weight (out, in, kernel)
+        conv.weight.copy_(cnn.window.weight.view(6, 3, 4).permute(0, 2, 1))
+        conv.bias.copy_(cnn.window.bias)
+    chars = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    expected = conv(cnn.embed(chars).transpose(1, 2)).max(dim=2).values
+    torch.testing.assert_close(cnn(chars, torch.tensor([4, 4])), expected)

@@ -15,20 +15,32 @@ from nlpseq.modules.encoders import RecurrentEncoder, lengths_to_mask
 
 
 class CharCNN(nn.Module):
-    """Characters of each word ``(words, chars)`` -> ``(words, filters)`` by convolution and masked max-pool."""
+    """Characters of each word ``(words, chars)`` -> ``(words, filters)`` by convolution and masked max-pool.
+
+    The convolution is written as a linear layer over each window of ``kernel_size`` characters: the
+    same function as ``nn.Conv1d(padding=kernel_size // 2)``, but its backward pass is one matrix
+    multiply, several times faster than the CPU convolution kernel for these small shapes.
+    """
 
     def __init__(self, num_chars: int, embedding_dim: int = 30, filters: int = 50, kernel_size: int = 3,
                  pad_id: int = 0):
         super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.embed = nn.Embedding(num_chars, embedding_dim, padding_idx=pad_id)
-        self.conv = nn.Conv1d(embedding_dim, filters, kernel_size, padding=kernel_size // 2)
+        self.window = nn.Linear(kernel_size * embedding_dim, filters)
+        self.kernel_size = kernel_size
         self.output_size = filters
 
     def forward(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = self.conv(self.embed(chars).transpose(1, 2))  # (words, filters, chars)
+        x = self.embed(chars)  # (words, chars, dim)
+        half = self.kernel_size // 2
+        x = nn.functional.pad(x, (0, 0, half, half))  # zero "characters" at both ends of every word
+        windows = x.unfold(1, self.kernel_size, 1)  # (words, chars, dim, kernel)
+        h = self.window(windows.transpose(2, 3).flatten(2))  # (words, chars, filters)
         # Padding characters must not win the max, or a word's features would depend on its batch.
-        h = h.masked_fill(~lengths_to_mask(lengths, h.size(2)).unsqueeze(1), float("-inf"))
-        return h.max(dim=2).values
+        h = h.masked_fill(~lengths_to_mask(lengths, h.size(1)).unsqueeze(2), float("-inf"))
+        return h.max(dim=1).values
 
 
 class CharLSTM(nn.Module):
