@@ -110,3 +110,16 @@ def test_char_cnn_equals_a_padded_conv1d():
     chars = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
     expected = conv(cnn.embed(chars).transpose(1, 2)).max(dim=2).values
     torch.testing.assert_close(cnn(chars, torch.tensor([4, 4])), expected)
+
+
+def test_frozen_pretrained_rows_stay_fixed_while_others_learn():
+    torch.manual_seed(0)
+    embedder = TokenEmbedder(6, 3)
+    vectors, found = torch.randn(6, 3), torch.tensor([False, False, True, True, False, False])
+    embedder.load_vectors(vectors, found, freeze=True)
+    before = embedder.words.weight.detach().clone()
+    optimizer = torch.optim.Adam(embedder.parameters(), lr=0.1)
+    embedder(torch.tensor([[2, 3, 4, 5]])).sum().backward()
+    optimizer.step()
+    after = embedder.words.weight.detach()
+    assert torch.equal(after[2:4], vectors[2:4]) and not torch.equal(after[4:], before[4:])

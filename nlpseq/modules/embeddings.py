@@ -89,10 +89,17 @@ class TokenEmbedder(nn.Module):
         full[mask] = features.to(x.dtype)
         return torch.cat([x, full], dim=-1)
 
-    def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor) -> None:
-        """Copy ``vectors`` ``(vocab, dim)`` into the rows where ``found`` ``(vocab,)`` is true."""
+    def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor, freeze: bool = False) -> None:
+        """Copy ``vectors`` ``(vocab, dim)`` into the rows where ``found`` ``(vocab,)`` is true.
+
+        ``freeze`` keeps those rows fixed (their gradient is zeroed) while words without a vector still
+        learn: training words then stay in the same space as the dev/test words that only have a vector.
+        """
         with torch.no_grad():
             self.words.weight[found] = vectors[found].to(self.words.weight.dtype)
+        if freeze:
+            keep = (~found).to(self.words.weight.dtype).unsqueeze(1)
+            self.words.weight.register_hook(lambda grad: grad * keep.to(grad.device))
 
 
 def _normalise_digits(word: str) -> str:

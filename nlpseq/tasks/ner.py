@@ -105,7 +105,7 @@ class NerTask:
     def build_model(self) -> SequenceTagger:
         model = build_tagger(self.cfg.model, len(self.words), len(self.chars), self.labels.itos)
         if self._vectors is not None:
-            model.embedder.load_vectors(*self._vectors)
+            model.embedder.load_vectors(*self._vectors, freeze=bool(self.cfg.model.freeze_pretrained))
         return model
 
     # ----- batches ------------------------------------------------------------------------------
