@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from nlpseq.averaging import WeightAverage
 from nlpseq.checkpoint import FORMAT_VERSION, load_checkpoint, save_atomic
 from nlpseq.errors import TrainingDiverged
 from nlpseq.optim import build_optimizer, build_scheduler
@@ -58,10 +60,11 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
     steps_per_epoch = len(task.train_batches(0)) if tc.scheduler == "linear" else 0
     total = tc.max_steps or tc.max_epochs * steps_per_epoch
     scheduler, when = build_scheduler(optimizer, tc, total)
+    average = WeightAverage(model, tc.ema_decay) if tc.ema_decay else None
     state = TrainState()
     higher = task.metric != "loss"
     if tc.resume and last_path.exists():
-        state = _restore(last_path, model, optimizer, scheduler, device)
+        state = _restore(last_path, model, optimizer, scheduler, average, device)
         _truncate_metrics(run_dir / "metrics.jsonl", state.step)
         log.info("resumed from %s at epoch %d, step %d", last_path, state.epoch + 1, state.step)
     n_params = sum(p.numel() for p in model.parameters())
@@ -73,7 +76,8 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
                    "model": model.state_dict(), "train_state": asdict(state)}
         if with_optimizer:
             payload.update(optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
-                           scheduler=scheduler.state_dict() if scheduler is not None else None)
+                           scheduler=scheduler.state_dict() if scheduler is not None else None,
+                           average=average.state_dict() if average is not None else None)
             if torch.cuda.is_available():
                 payload["cuda_rng"] = torch.cuda.get_rng_state_all()
         return payload
@@ -83,13 +87,15 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
 
     def evaluate(epoch: int) -> bool:
         """Score on dev, log, checkpoint; returns True when early stopping says stop."""
-        scores = task.validate(model)
-        score = float(scores[task.metric])
-        improved = state.best_score is None or (score > state.best_score if higher else score < state.best_score)
-        if improved:
-            state.best_score, state.best_epoch, state.best_step, state.bad_evals = score, epoch, state.step, 0
-        else:
-            state.bad_evals += 1
+        with average.applied() if average is not None else nullcontext():  # the best checkpoint is averaged
+            scores = task.validate(model)
+            score = float(scores[task.metric])
+            improved = state.best_score is None or (score > state.best_score if higher else score < state.best_score)
+            if improved:
+                state.best_score, state.best_epoch, state.best_step, state.bad_evals = score, epoch, state.step, 0
+                save_atomic(snapshot(with_optimizer=False), best_path)
+            else:
+                state.bad_evals += 1
         state.last_eval_step = state.step
         if scheduler is not None and when == "eval":
             scheduler.step(score if higher else -score)
@@ -98,8 +104,6 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
                   "grad_norm": window["grad_norm"] / n, "lr": optimizer.param_groups[0]["lr"],
                   **{f"dev_{k}": v for k, v in scores.items()},
                   "best": improved, "elapsed_s": round(state.elapsed, 1)}
-        if improved:
-            save_atomic(snapshot(with_optimizer=False), best_path)
         save_atomic(snapshot(with_optimizer=True), last_path)
         metrics_file.write(json.dumps(record) + "\n")
         metrics_file.flush()
@@ -130,6 +134,8 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
             loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
             optimizer.step()
+            if average is not None:
+                average.update()
             if scheduler is not None and when == "step":
                 scheduler.step()
             state.step += 1
@@ -167,12 +173,14 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
             "best_epoch": state.best_epoch, "epochs": state.epoch, "steps": state.step, "elapsed_s": state.elapsed}
 
 
-def _restore(path: Path, model, optimizer, scheduler, device) -> TrainState:
+def _restore(path: Path, model, optimizer, scheduler, average, device) -> TrainState:
     ckpt = load_checkpoint(path, map_location=device)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if scheduler is not None and ckpt.get("scheduler") is not None:
         scheduler.load_state_dict(ckpt["scheduler"])
+    if average is not None and ckpt.get("average") is not None:
+        average.load_state_dict(ckpt["average"])
     torch.set_rng_state(ckpt["rng"].cpu())
     if "cuda_rng" in ckpt and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])

@@ -123,3 +123,23 @@ def test_frozen_pretrained_rows_stay_fixed_while_others_learn():
     optimizer.step()
     after = embedder.words.weight.detach()
     assert torch.equal(after[2:4], vectors[2:4]) and not torch.equal(after[4:], before[4:])
+
+
+def test_weight_average_tracks_and_swaps_back():
+    from nlpseq.averaging import WeightAverage
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    average = WeightAverage(layer, decay=0.5)
+    for value in (1.0, 2.0, 3.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update()  # decays 2/11, 3/12, 4/13 while ramping up
+    expected = 0.0
+    for n, value in enumerate((1.0, 2.0, 3.0), start=1):
+        d = min(0.5, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * value
+    with average.applied():
+        torch.testing.assert_close(layer.weight, torch.full((1, 2), expected))
+    assert torch.equal(layer.weight.detach(), torch.full((1, 2), 3.0))

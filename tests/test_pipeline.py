@@ -62,7 +62,8 @@ def kill_at(task, step: int):
 
 
 def test_kill_and_resume_reaches_the_same_state(ner_config, tmp_path):
-    overrides = ("trainer.max_steps=40", "trainer.eval_every_steps=10", "trainer.scheduler=linear")
+    overrides = ("trainer.max_steps=40", "trainer.eval_every_steps=10", "trainer.scheduler=linear",
+                 "trainer.ema_decay=0.9")
     cfg = ner_config(*overrides)
     train(TASKS["ner"].from_config(cfg), cfg, tmp_path / "straight")
 
