@@ -60,11 +60,14 @@ class TokenEmbedder(nn.Module):
     """Word ids ``(batch, time)`` (+ char ids ``(batch, time, chars)``) -> ``(batch, time, output_size)``.
 
     ``word_dropout`` replaces a training token by ``unk_id`` with that probability, so the unknown-word
-    vector is trained on contexts like those of rare words at test time.
+    vector is trained on contexts like those of rare words at test time. ``singleton_dropout`` does the
+    same for the words marked by :meth:`mark_singletons` (Lample et al. 2016 replace words seen once in
+    training with probability 0.5): the tagger learns to lean on character features for unseen words.
     """
 
     def __init__(self, num_words: int, embedding_dim: int, char_encoder: nn.Module | None = None,
-                 word_dropout: float = 0.0, pad_id: int = 0, unk_id: int = 1, char_pad_id: int = 0):
+                 word_dropout: float = 0.0, pad_id: int = 0, unk_id: int = 1, char_pad_id: int = 0,
+                 singleton_dropout: float = 0.0):
         super().__init__()
         self.words = nn.Embedding(num_words, embedding_dim, padding_idx=pad_id)
         bound = math.sqrt(3.0 / embedding_dim)
@@ -73,11 +76,14 @@ class TokenEmbedder(nn.Module):
             self.words.weight[pad_id].zero_()
         self.chars = char_encoder
         self.word_dropout, self.unk_id, self.pad_id, self.char_pad_id = word_dropout, unk_id, pad_id, char_pad_id
+        self.singleton_dropout = singleton_dropout
+        self.register_buffer("singletons", torch.zeros(num_words, dtype=torch.bool), persistent=False)
         self.output_size = embedding_dim + (char_encoder.output_size if char_encoder is not None else 0)
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
-        if self.training and self.word_dropout > 0:
-            drop = torch.rand(words.shape, device=words.device) < self.word_dropout
+        if self.training and (self.word_dropout > 0 or self.singleton_dropout > 0):
+            p = torch.where(self.singletons[words], max(self.singleton_dropout, self.word_dropout), self.word_dropout)
+            drop = torch.rand(words.shape, device=words.device) < p
             words = words.masked_fill(drop & (words != self.pad_id), self.unk_id)
         x = self.words(words)
         if self.chars is None:
@@ -88,6 +94,11 @@ class TokenEmbedder(nn.Module):
         full = x.new_zeros(*words.shape, features.size(-1))
         full[mask] = features.to(x.dtype)
         return torch.cat([x, full], dim=-1)
+
+    def mark_singletons(self, ids: torch.Tensor) -> None:
+        """Mark the word ids that ``singleton_dropout`` applies to (words seen once in training)."""
+        self.singletons.zero_()
+        self.singletons[ids] = True
 
     def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor, freeze: bool = False) -> None:
         """Copy ``vectors`` ``(vocab, dim)`` into the rows where ``found`` ``(vocab,)`` is true.

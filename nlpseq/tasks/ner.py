@@ -51,6 +51,7 @@ class NerTask:
         self.cfg, self.words, self.chars, self.labels = cfg, words, chars, labels
         self.splits: dict[str, list[TaggedSentence]] = {}
         self._vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._singletons: torch.Tensor | None = None  # training-only: ids of words seen once
         self._dev_batches: list[TaggingBatch] | None = None
 
     # ----- construction -------------------------------------------------------------------------
@@ -67,6 +68,8 @@ class NerTask:
         labels = Vocabulary(sorted({t for s in splits["train"] for t in s.tags}), pad=None, unk=None)
         task = cls(cfg, words, chars, labels)
         task.splits = splits
+        task._singletons = torch.tensor([words.stoi[w] for w, c in counts.items() if c == 1 and w in words.stoi],
+                                        dtype=torch.long)
         if cfg.model.pretrained_vectors:
             task._prepare_vectors(norm)
         log.info("vocabulary: %d words, %d characters, %d tags; %d/%d/%d sentences", len(words), len(chars),
@@ -104,6 +107,8 @@ class NerTask:
 
     def build_model(self) -> SequenceTagger:
         model = build_tagger(self.cfg.model, len(self.words), len(self.chars), self.labels.itos)
+        if self._singletons is not None:
+            model.embedder.mark_singletons(self._singletons)
         if self._vectors is not None:
             model.embedder.load_vectors(*self._vectors, freeze=bool(self.cfg.model.freeze_pretrained))
         return model
