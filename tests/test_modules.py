@@ -143,3 +143,10 @@ def test_weight_average_tracks_and_swaps_back():
     with average.applied():
         torch.testing.assert_close(layer.weight, torch.full((1, 2), expected))
     assert torch.equal(layer.weight.detach(), torch.full((1, 2), 3.0))
+
+
+def test_singleton_dropout_replaces_only_marked_words():
+    embedder = TokenEmbedder(10, 4, singleton_dropout=1.0)
+    embedder.mark_singletons(torch.tensor([3]))
+    out = embedder(torch.tensor([[3, 4]]))
+    assert torch.equal(out[0, 0], embedder.words.weight[1]) and torch.equal(out[0, 1], embedder.words.weight[4])
