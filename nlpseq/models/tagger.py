@@ -59,7 +59,7 @@ def build_tagger(cfg, num_words: int, num_chars: int, labels: list[str]) -> Sequ
     elif cfg.char_encoder not in (None, "none"):
         raise ConfigError(f"model.char_encoder must be cnn, lstm or none, got {cfg.char_encoder!r}")
     embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout,
-                             singleton_dropout=cfg.singleton_dropout)
+                             singleton_dropout=cfg.get("singleton_dropout", 0.0))  # absent in older checkpoints
     encoder = RecurrentEncoder(embedder.output_size, cfg.hidden_size, cfg.cell, cfg.layers, cfg.bidirectional,
                                cfg.dropout, cfg.locked_dropout)
     crf = None
