@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     predictor = nlpseq.load(cfg.checkpoint, device=pick_device(cfg.device))
     lines = read_input_lines(cfg.input)
     if not lines:
-        raise DataError(lines and lines[0][0] or cfg.input, None, "is empty: nothing to predict")
+        raise DataError("<stdin>" if cfg.input == "-" else cfg.input, None, "is empty: nothing to predict")
     for source, number, text in lines:
         if not text.strip():
             raise DataError(source, number, "is an empty line; expected one sentence per line")

@@ -52,7 +52,6 @@ class NerTask:
         self.splits: dict[str, list[TaggedSentence]] = {}
         self._vectors: tuple[torch.Tensor, torch.Tensor] | None = None
         self._singletons: torch.Tensor | None = None  # training-only: ids of words seen once
-        self._dev_batches: list[TaggingBatch] | None = None
 
     # ----- construction -------------------------------------------------------------------------
     @classmethod
