@@ -83,7 +83,7 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
         return payload
 
     metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
-    window = {"loss": 0.0, "grad_norm": 0.0, "batches": 0, "tokens": 0, "start": time.perf_counter()}
+    window = {"loss": 0.0, "grad_norm": 0.0, "batches": 0}  # averaged over the steps since the last evaluation
 
     def evaluate(epoch: int) -> bool:
         """Score on dev, log, checkpoint; returns True when early stopping says stop."""
