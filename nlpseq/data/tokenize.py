@@ -21,5 +21,13 @@ def tokenize_with_offsets(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text)]
 
 
+DIGIT = re.compile(r"\d")
+
+
+def zero_digits(text: str) -> str:
+    """Every digit as 0 (``1996-08-22`` -> ``0000-00-00``), so numbers share word vectors."""
+    return DIGIT.sub("0", text)
+
+
 def tokenize(text: str) -> list[str]:
     return [t for t, _, _ in tokenize_with_offsets(text)]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from nlpseq.data.io import read_lines
+from nlpseq.data.tokenize import zero_digits
 from nlpseq.errors import DataError
 from nlpseq.modules.encoders import RecurrentEncoder, lengths_to_mask
 
@@ -113,10 +113,6 @@ class TokenEmbedder(nn.Module):
             self.words.weight.register_hook(lambda grad: grad * keep.to(grad.device))
 
 
-def _normalise_digits(word: str) -> str:
-    return re.sub(r"\d", "0", word)
-
-
 def read_vectors(path: str | Path, wanted: set[str]) -> tuple[dict[str, list[float]], int]:
     """Read a GloVe / word2vec text file (plain or ``.gz``), keeping only the ``wanted`` words.
 
@@ -148,7 +144,7 @@ def match_vectors(vocab_itos: list[str], vectors: dict[str, list[float]], dim: i
     weights = torch.zeros(len(vocab_itos), dim)
     found = torch.zeros(len(vocab_itos), dtype=torch.bool)
     for i, word in enumerate(vocab_itos):
-        for key in (word, word.lower(), _normalise_digits(word.lower())):
+        for key in vector_keys(word):
             if key in vectors:
                 weights[i] = torch.tensor(vectors[key])
                 found[i] = True
@@ -158,4 +154,4 @@ def match_vectors(vocab_itos: list[str], vectors: dict[str, list[float]], dim: i
 
 def vector_keys(word: str) -> tuple[str, ...]:
     """The keys :func:`match_vectors` tries for ``word``, for selecting what :func:`read_vectors` keeps."""
-    return word, word.lower(), _normalise_digits(word.lower())
+    return word, word.lower(), zero_digits(word.lower())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from nlpseq.data.batching import bucket_batches, pad_characters, pad_sequences
 from nlpseq.data.conll import TaggedSentence, read_conll, write_conll
 from nlpseq.data.datasets import corpus_dir, resolve_path
-from nlpseq.data.tokenize import tokenize_with_offsets
+from nlpseq.data.tokenize import tokenize_with_offsets, zero_digits
 from nlpseq.data.vocab import Vocabulary
 from nlpseq.errors import NlpseqError
 from nlpseq.metrics import entity_report, entity_scores
@@ -186,7 +185,7 @@ def word_normaliser(data_cfg):
     def norm(token: str) -> str:
         if lower:
             token = token.lower()
-        return re.sub(r"\d", "0", token) if zero else token
+        return zero_digits(token) if zero else token
 
     return norm
 
