@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import nlpseq
-from nlpseq.errors import TrainingDiverged
+from nlpseq.errors import NlpseqError, TrainingDiverged
 from nlpseq.tasks import TASKS
 from nlpseq.trainer import train
 
@@ -40,6 +40,8 @@ def test_train_save_load_predict_round_trip(ner_config, tmp_path):
     for r in got:
         for e in r["entities"]:
             assert r["text"][e["start"]:e["end"]] == e["text"]
+    with pytest.raises(NlpseqError, match="input 2 is empty"):
+        tagger.predict(["John left .", "  "])
 
 
 def test_learns_the_tiny_corpus(ner_config, tmp_path):
