@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 
+from nlpseq.data.io import read_lines
 from nlpseq.errors import NlpseqError
-
-log = logging.getLogger("nlpseq")
 
 
 def exits_cleanly(main):
@@ -27,8 +25,6 @@ def exits_cleanly(main):
 
 def read_input_lines(path: str) -> list[tuple[str, int, str]]:
     """``(source name, line number, text)`` for every line of ``path`` (``-`` for standard input)."""
-    from nlpseq.data.io import read_lines
-
     if path == "-":
         return [("<stdin>", i, line.rstrip("\r\n")) for i, line in enumerate(sys.stdin, start=1)]
     return [(path, i, line) for i, line in read_lines(path)]

@@ -29,7 +29,6 @@ class TaggingBatch:
     chars: torch.Tensor  # (batch, time, chars)
     lengths: torch.Tensor  # (batch,)
     tags: torch.Tensor | None  # (batch, time)
-    index: list[int]  # positions of the sentences in their split
 
     @property
     def num_tokens(self) -> int:
@@ -37,7 +36,7 @@ class TaggingBatch:
 
     def to(self, device: torch.device) -> TaggingBatch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return TaggingBatch(move(self.words), move(self.chars), self.lengths, move(self.tags), self.index)
+        return TaggingBatch(move(self.words), move(self.chars), self.lengths, move(self.tags))
 
 
 class NerTask:
@@ -112,20 +111,19 @@ class NerTask:
         return model
 
     # ----- batches ------------------------------------------------------------------------------
-    def make_batch(self, sentences: list[list[str]], tags: list[list[str]] | None, index: list[int]
-                   ) -> TaggingBatch:
+    def make_batch(self, sentences: list[list[str]], tags: list[list[str]] | None = None) -> TaggingBatch:
         norm = word_normaliser(self.cfg.data)
         words = pad_sequences([self.words.encode(norm(t) for t in s) for s in sentences], self.words.pad_id)
         chars = pad_characters([[self.chars.encode(t) for t in s] for s in sentences], self.chars.pad_id)
         lengths = torch.tensor([len(s) for s in sentences], dtype=torch.long)
         tag_ids = None if tags is None else pad_sequences([self.labels.encode(t) for t in tags], 0)
-        return TaggingBatch(words, chars, lengths, tag_ids, index)
+        return TaggingBatch(words, chars, lengths, tag_ids)
 
     def batches(self, sentences: list[TaggedSentence], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None, with_tags: bool = True) -> list[TaggingBatch]:
         groups = bucket_batches([len(s.tokens) for s in sentences], batch_size, shuffle, generator)
         return [self.make_batch([sentences[i].tokens for i in g],
-                                [sentences[i].tags for i in g] if with_tags else None, g) for g in groups]
+                                [sentences[i].tags for i in g] if with_tags else None) for g in groups]
 
     def train_batches(self, epoch: int) -> list[TaggingBatch]:
         generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
@@ -144,7 +142,7 @@ class NerTask:
         out: list[list[str] | None] = [None] * len(sentences)
         order = bucket_batches([len(s) for s in sentences], int(self.cfg.trainer.eval_batch_size), False)
         for group in order:
-            batch = self.make_batch([sentences[i] for i in group], None, group).to(device)
+            batch = self.make_batch([sentences[i] for i in group]).to(device)
             for i, ids in zip(group, model.decode(batch.words, batch.chars, batch.lengths)):
                 out[i] = self.labels.decode(ids)
         model.train(was_training)
