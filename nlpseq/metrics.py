@@ -1,13 +1,15 @@
-"""Metric wrappers: seqeval entity scores."""
+"""Metrics: seqeval entity scores (NER); accuracy, macro-F1 and the confusion matrix (classification)."""
 
 from __future__ import annotations
 
-from seqeval.metrics import classification_report
+from collections.abc import Sequence
+
+from seqeval.metrics import classification_report as seqeval_report
 
 
 def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
     """Entity-level micro precision / recall / F1 (conlleval rules) in percent, plus one dict per type."""
-    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    report = seqeval_report(gold, predicted, output_dict=True, zero_division=0)
     micro = report["micro avg"]
     per_type = {k: {"precision": 100 * float(v["precision"]), "recall": 100 * float(v["recall"]),
                     "f1": 100 * float(v["f1-score"]), "support": int(v["support"])}
@@ -18,4 +20,47 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
 
 def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> str:
     """seqeval's per-type text report (precision, recall, F1, support; micro/macro/weighted averages)."""
-    return classification_report(gold, predicted, digits=4, zero_division=0)
+    return seqeval_report(gold, predicted, digits=4, zero_division=0)
+
+
+def classification_scores(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1 (percent) and the confusion matrix.
+
+    ``confusion[i][j]`` counts examples of gold class ``labels[i]`` predicted as ``labels[j]``.
+    """
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
+    index = {label: i for i, label in enumerate(labels)}
+    confusion = [[0] * len(labels) for _ in labels]
+    for g, p in zip(gold, predicted):
+        confusion[index[g]][index[p]] += 1
+    per_class = {}
+    for i, label in enumerate(labels):
+        tp = confusion[i][i]
+        predicted_i = sum(row[i] for row in confusion)
+        support = sum(confusion[i])
+        precision = 100 * tp / predicted_i if predicted_i else 0.0
+        recall = 100 * tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    correct = sum(confusion[i][i] for i in range(len(labels)))
+    return {"accuracy": 100 * correct / max(len(gold), 1),
+            "macro_f1": sum(c["f1"] for c in per_class.values()) / max(len(labels), 1),
+            "per_class": per_class, "confusion": confusion}
+
+
+def classification_report(scores: dict, names: Sequence[str] | None = None) -> str:
+    """A per-class table (precision, recall, F1, support), the confusion matrix, accuracy and macro-F1."""
+    labels = list(scores["per_class"])
+    names = list(names) if names else labels
+    width = max(12, *(len(n) for n in names))
+    lines = [f"{'class':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+    for label, name in zip(labels, names):
+        c = scores["per_class"][label]
+        lines.append(f"{name:<{width}} {c['precision']:>9.2f} {c['recall']:>9.2f} {c['f1']:>9.2f} {c['support']:>8}")
+    lines += ["", "confusion matrix (rows: gold, columns: predicted)",
+              " " * width + "".join(f" {n[:9]:>9}" for n in names)]
+    for name, row in zip(names, scores["confusion"]):
+        lines.append(f"{name:<{width}}" + "".join(f" {v:>9}" for v in row))
+    lines += ["", f"accuracy {scores['accuracy']:.2f}, macro-F1 {scores['macro_f1']:.2f}"]
+    return "\n".join(lines)

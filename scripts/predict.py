@@ -2,7 +2,8 @@
 
 One input per line. NER tokenizes each line by the rule in ``nlpseq/data/tokenize.py`` and prints
 ``token tag`` lines with a blank line after each sentence, or with ``format=jsonl`` one JSON object per
-line with the tokens, tags and entity spans (character offsets, end exclusive).
+line with the tokens, tags and entity spans (character offsets, end exclusive). Sentiment prints
+``label<TAB>name=probability ...`` per line, or with ``format=jsonl`` ``{"text", "label", "probabilities"}``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main(cfg: DictConfig) -> None:
             if cfg.format == "jsonl":
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
             else:
-                out.write(predictor.format_text(result) + "\n")
+                out.write(predictor.format_text(result))
     finally:
         if out is not sys.stdout:
             out.close()

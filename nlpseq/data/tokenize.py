@@ -31,3 +31,15 @@ def zero_digits(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     return [t for t, _, _ in tokenize_with_offsets(text)]
+
+
+def word_normaliser(data_cfg):
+    """The mapping from a token to its word-vocabulary key (lowercasing, digits -> 0), per ``data`` config."""
+    lower, zero = bool(data_cfg.lowercase), bool(data_cfg.zero_digits)
+
+    def norm(token: str) -> str:
+        if lower:
+            token = token.lower()
+        return zero_digits(token) if zero else token
+
+    return norm

@@ -6,5 +6,6 @@
 """
 
 from nlpseq.tasks.ner import NerTask
+from nlpseq.tasks.sentiment import SentimentTask
 
-TASKS = {"ner": NerTask}
+TASKS = {"ner": NerTask, "sentiment": SentimentTask}

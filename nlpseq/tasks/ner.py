@@ -7,18 +7,18 @@ from collections import Counter
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from seqeval.metrics.sequence_labeling import get_entities
 
 from nlpseq.data.batching import bucket_batches, pad_characters, pad_sequences
 from nlpseq.data.conll import TaggedSentence, read_conll, write_conll
-from nlpseq.data.datasets import corpus_dir, resolve_path
-from nlpseq.data.tokenize import tokenize_with_offsets, zero_digits
+from nlpseq.data.datasets import corpus_dir
+from nlpseq.data.tokenize import tokenize_with_offsets, word_normaliser
 from nlpseq.data.vocab import Vocabulary
 from nlpseq.errors import NlpseqError
 from nlpseq.metrics import entity_report, entity_scores
 from nlpseq.models.tagger import SequenceTagger, build_tagger
-from nlpseq.modules.embeddings import match_vectors, read_vectors, vector_keys
+from nlpseq.tasks.common import pretrained_rows
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +68,11 @@ class NerTask:
         task._singletons = torch.tensor([words.stoi[w] for w, c in counts.items() if c == 1 and w in words.stoi],
                                         dtype=torch.long)
         if cfg.model.pretrained_vectors:
-            task._prepare_vectors(norm)
+            task._vectors = pretrained_rows(cfg, words, {norm(t) for part in splits.values() for s in part
+                                                         for t in s.tokens})
         log.info("vocabulary: %d words, %d characters, %d tags; %d/%d/%d sentences", len(words), len(chars),
                  len(labels), *(len(splits[s]) for s in ("train", "dev", "test")))
         return task
-
-    def _prepare_vectors(self, norm) -> None:
-        path = resolve_path(self.cfg.model.pretrained_vectors, self.cfg.data.root)
-        all_words = {norm(t) for sents in self.splits.values() for s in sents for t in s.tokens}
-        vectors, dim = read_vectors(path, {k for w in all_words for k in vector_keys(w)})
-        if self.cfg.model.extend_vocab_with_pretrained:
-            # Words of dev/test that have a vector join the vocabulary (as in Lample et al. 2016 and
-            # NCRF++): only their pretrained embedding is used, never their labels.
-            self.words.extend(sorted(w for w in all_words if any(k in vectors for k in vector_keys(w))))
-        weights, found = match_vectors(self.words.itos, vectors, dim)
-        if dim != self.cfg.model.embedding_dim:
-            log.info("model.embedding_dim set to %d to match %s", dim, path)
-            with open_dict(self.cfg):
-                self.cfg.model.embedding_dim = dim
-        log.info("pretrained vectors: %d of %d vocabulary words found in %s (%.1f%%)", int(found.sum()),
-                 len(self.words), path, 100.0 * float(found.float().mean()))
-        self._vectors = (weights, found)
 
     @classmethod
     def from_state(cls, cfg: DictConfig, state: dict) -> NerTask:
@@ -176,18 +160,6 @@ class NerTask:
         return read_conll(folder / self.cfg.data[split], self.cfg.data.scheme)
 
 
-def word_normaliser(data_cfg):
-    """The mapping from a token to its word-vocabulary key (lowercasing, digits -> 0), per ``data`` config."""
-    lower, zero = bool(data_cfg.lowercase), bool(data_cfg.zero_digits)
-
-    def norm(token: str) -> str:
-        if lower:
-            token = token.lower()
-        return zero_digits(token) if zero else token
-
-    return norm
-
-
 class EntityTagger:
     """Inference from a checkpoint: ``nlpseq.load(path).predict(["EU rejects German call ."])``."""
 
@@ -218,5 +190,5 @@ class EntityTagger:
 
     @staticmethod
     def format_text(result: dict) -> str:
-        """``token tag`` lines, one per token (the CoNLL layout), for ``predict.py format=text``."""
-        return "".join(f"{t} {g}\n" for t, g in zip(result["tokens"], result["tags"]))
+        """``token tag`` lines, one per token, and a blank line (the CoNLL layout), for ``predict.py format=text``."""
+        return "".join(f"{t} {g}\n" for t, g in zip(result["tokens"], result["tags"])) + "\n"

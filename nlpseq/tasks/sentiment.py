@@ -1,0 +1,202 @@
+"""Sentiment classification: SST / IMDB -> recurrent classifier -> accuracy, macro-F1, confusion matrix."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from nlpseq.data.batching import bucket_batches, pad_sequences
+from nlpseq.data.datasets import corpus_dir
+from nlpseq.data.labeled import READERS, LabeledText, split_off
+from nlpseq.data.tokenizers import TextTokenizer, truncate
+from nlpseq.data.vocab import Vocabulary
+from nlpseq.errors import ConfigError, NlpseqError
+from nlpseq.metrics import classification_report, classification_scores
+from nlpseq.models.classifier import TextClassifier, build_classifier
+from nlpseq.tasks.common import pretrained_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassificationBatch:
+    words: torch.Tensor  # (batch, time)
+    lengths: torch.Tensor  # (batch,)
+    labels: torch.Tensor | None  # (batch,)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    def to(self, device: torch.device) -> ClassificationBatch:
+        labels = None if self.labels is None else self.labels.to(device, non_blocking=True)
+        return ClassificationBatch(self.words.to(device, non_blocking=True), self.lengths, labels)
+
+
+class SentimentTask:
+    """Owns the tokenizer, vocabularies and (when training) the encoded splits."""
+
+    name = "sentiment"
+    metric = "accuracy"
+
+    def __init__(self, cfg: DictConfig, tokenizer: TextTokenizer, words: Vocabulary, labels: Vocabulary):
+        self.cfg, self.tokenizer, self.words, self.labels = cfg, tokenizer, words, labels
+        names = cfg.data.get("label_names") or list(labels.itos)
+        if len(names) != len(labels):
+            raise ConfigError(f"data.label_names has {len(names)} names for {len(labels)} labels")
+        self.names = [str(n) for n in names]
+        self.splits: dict[str, list[LabeledText]] = {}
+        self._train: list[tuple[list[int], int]] = []  # encoded training examples
+        self._vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # ----- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> SentimentTask:
+        data = cfg.data
+        splits = read_corpus(data)
+        tokenizer = TextTokenizer.train(data, [e.text for e in splits["train"]])
+        labels = Vocabulary([str(label) for label in data.labels], pad=None, unk=None)
+        task = cls(cfg, tokenizer, Vocabulary([]), labels)
+        tokens = {name: [task.tokens(e.text) for e in part] for name, part in splits.items()}
+        counts = Counter(t for toks in tokens["train"] for t in toks)
+        task.words = Vocabulary.from_counter(counts, data.min_freq, data.max_vocab_size)
+        if cfg.model.pretrained_vectors:
+            task._vectors = pretrained_rows(cfg, task.words, {t for part in tokens.values() for toks in part
+                                                              for t in toks})
+        task.splits = splits
+        task._train = [(task.words.encode(toks), labels.stoi[e.label]) for toks, e in zip(tokens["train"],
+                                                                                           splits["train"])]
+        lengths = [len(t) for t in tokens["train"]]
+        log.info("vocabulary: %d words, %d labels; %d/%d/%d examples; training tokens per example: mean %.1f, "
+                 "max %d (data.max_tokens=%s)", len(task.words), len(labels),
+                 *(len(splits[s]) for s in ("train", "dev", "test")), sum(lengths) / len(lengths), max(lengths),
+                 data.max_tokens)
+        return task
+
+    @classmethod
+    def from_state(cls, cfg: DictConfig, state: dict) -> SentimentTask:
+        return cls(cfg, TextTokenizer.from_state(state["tokenizer"]), Vocabulary.from_dict(state["words"]),
+                   Vocabulary.from_dict(state["labels"]))
+
+    def state(self) -> dict:
+        return {"tokenizer": self.tokenizer.state(), "words": self.words.to_dict(), "labels": self.labels.to_dict()}
+
+    def build_model(self) -> TextClassifier:
+        model = build_classifier(self.cfg.model, len(self.words), len(self.labels))
+        if self._vectors is not None:
+            model.embedder.load_vectors(*self._vectors, freeze=bool(self.cfg.model.freeze_pretrained))
+        return model
+
+    def predictor(self, model: TextClassifier) -> SentimentClassifier:
+        return SentimentClassifier(self, model)
+
+    # ----- batches ------------------------------------------------------------------------------
+    def tokens(self, text: str) -> list[str]:
+        """The model's tokens for ``text``: tokenized, then truncated to ``data.max_tokens``."""
+        return truncate(self.tokenizer(text), self.cfg.data.max_tokens, self.cfg.data.truncate)
+
+    def train_batches(self, epoch: int) -> list[ClassificationBatch]:
+        generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
+        groups = bucket_batches([len(ids) for ids, _ in self._train], self.cfg.trainer.batch_size, True, generator)
+        return [self._batch([self._train[i][0] for i in g], [self._train[i][1] for i in g]) for g in groups]
+
+    def _batch(self, ids: list[list[int]], labels: list[int] | None = None) -> ClassificationBatch:
+        return ClassificationBatch(pad_sequences(ids, self.words.pad_id),
+                                   torch.tensor([len(s) for s in ids], dtype=torch.long),
+                                   None if labels is None else torch.tensor(labels, dtype=torch.long))
+
+    # ----- loss, evaluation, prediction ---------------------------------------------------------
+    def loss(self, model: TextClassifier, batch: ClassificationBatch) -> torch.Tensor:
+        return model.loss(batch.words, batch.lengths, batch.labels, float(self.cfg.model.label_smoothing))
+
+    @torch.inference_mode()
+    def probabilities(self, model: TextClassifier, texts: list[str]) -> torch.Tensor:
+        """Class probabilities ``(len(texts), classes)`` in the input order."""
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        ids = [self.words.encode(self.tokens(t)) or [self.words.unk_id] for t in texts]
+        out = torch.zeros(len(texts), len(self.labels))
+        for group in bucket_batches([len(s) for s in ids], int(self.cfg.trainer.eval_batch_size), False):
+            batch = self._batch([ids[i] for i in group]).to(device)
+            out[group] = model(batch.words, batch.lengths).softmax(-1).float().cpu()
+        model.train(was_training)
+        return out
+
+    def evaluate(self, model: TextClassifier, examples: list[LabeledText]) -> tuple[dict, list[str]]:
+        """Scores (percent) and the predicted labels."""
+        predicted = self.labels.decode(self.probabilities(model, [e.text for e in examples]).argmax(-1).tolist())
+        return classification_scores([e.label for e in examples], predicted, self.labels.itos), predicted
+
+    def validate(self, model: TextClassifier) -> dict:
+        scores, _ = self.evaluate(model, self.splits["dev"])
+        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+
+    def report(self, model: TextClassifier, examples: list[LabeledText], output: str | None = None) -> str:
+        """Per-class report and confusion matrix; with ``output``, one predicted label per line in FILE and
+        the confusion matrix as ``FILE.confusion.png`` beside it."""
+        scores, predicted = self.evaluate(model, examples)
+        text = classification_report(scores, self.names)
+        if output:
+            Path(output).write_text("".join(p + "\n" for p in predicted), encoding="utf-8")
+            from nlpseq.plots import plot_confusion_matrix
+
+            png = plot_confusion_matrix(scores["confusion"], self.names, f"{output}.confusion.png",
+                                        f"{self.cfg.data.name}: accuracy {scores['accuracy']:.2f}")
+            text += f"\nconfusion matrix drawn in {png}"
+        return text
+
+    def read_split(self, split: str | None = None, file: str | None = None) -> list[LabeledText]:
+        """A named split of the configured corpus, or any file in its format."""
+        if file:
+            return READERS[self.cfg.data.format](file, [str(label) for label in self.cfg.data.labels])
+        if split not in ("train", "dev", "test"):
+            raise NlpseqError(f"split must be train, dev or test, got {split!r}")
+        return read_corpus(self.cfg.data)[split]
+
+
+def read_corpus(data: DictConfig) -> dict[str, list[LabeledText]]:
+    """train/dev/test of ``data``; without a dev file, ``data.dev_size`` examples of train chosen with
+    ``data.dev_seed`` are held out as dev (the same ones every time)."""
+    if data.format not in READERS:
+        raise ConfigError(f"data.format must be one of {', '.join(READERS)}, got {data.format!r}")
+    folder = corpus_dir(data.name, data.root, data.download)
+    labels = [str(label) for label in data.labels]
+    read = READERS[data.format]
+    splits = {split: read(folder / data[split], labels) for split in ("train", "test")}
+    if data.dev:
+        splits["dev"] = read(folder / data.dev, labels)
+    else:
+        if not data.dev_size:
+            raise ConfigError(f"{data.name} has no dev file: set data.dev_size to hold out part of train")
+        splits["train"], splits["dev"] = split_off(splits["train"], int(data.dev_size), int(data.dev_seed))
+    return splits
+
+
+class SentimentClassifier:
+    """Inference from a checkpoint: ``nlpseq.load(path).predict(["a gorgeous, witty, seductive movie ."])``."""
+
+    def __init__(self, task: SentimentTask, model: TextClassifier):
+        self.task, self.model = task, model.eval()
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """Each text -> ``{"text", "label", "probabilities": {label: p}}`` (labels by their ``data.label_names``)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise NlpseqError(f"input {i + 1} is empty: nothing to classify")
+        probs = self.task.probabilities(self.model, list(texts))
+        names = self.task.names
+        return [{"text": text, "label": names[int(p.argmax())],
+                 "probabilities": {n: round(float(v), 6) for n, v in zip(names, p)}} for text, p in zip(texts, probs)]
+
+    @staticmethod
+    def format_text(result: dict) -> str:
+        """``label<TAB>name=p name=p ...`` and a newline, for ``predict.py format=text``."""
+        return result["label"] + "\t" + " ".join(f"{n}={p:.4f}" for n, p in result["probabilities"].items()) + "\n"
