@@ -78,3 +78,44 @@ def ner_config(tiny_conll):
 
 requires_shared_data = pytest.mark.skipif(not (SHARED_DATA / "conll2003").exists(),
                                           reason="../shared/data is not present")
+
+
+POSITIVE = ["great", "wonderful", "witty", "gorgeous", "moving"]
+NEGATIVE = ["boring", "awful", "dull", "tedious", "clumsy"]
+FILLER = ["the", "film", "is", "a", "story", "and", "quite", "plot", "acting", "really"]
+
+
+def make_reviews(n: int, seed: int) -> list[tuple[str, str]]:
+    """``(label, text)`` pairs: label 1 texts carry a positive word, label 0 a negative one."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        label = rng.choice("01")
+        words = [rng.choice(FILLER) for _ in range(rng.randint(2, 9))]
+        words.insert(rng.randint(0, len(words)), rng.choice(POSITIVE if label == "1" else NEGATIVE))
+        out.append((label, " ".join(words) + " ."))
+    return out
+
+
+@pytest.fixture
+def tiny_sst(tmp_path: Path) -> Path:
+    """A data root with sst/stsa.binary.{train,dev,test} of made-up reviews."""
+    folder = tmp_path / "data" / "sst"
+    folder.mkdir(parents=True)
+    for name, n, seed in (("stsa.binary.train", 80, 1), ("stsa.binary.dev", 20, 2), ("stsa.binary.test", 20, 3)):
+        (folder / name).write_text("".join(f"{label} {text}\n" for label, text in make_reviews(n, seed)))
+    return tmp_path / "data"
+
+
+TINY_CLASSIFIER = ["model.embedding_dim=16", "model.hidden_size=16", "trainer.batch_size=8",
+                   "trainer.eval_batch_size=16", "trainer.progress_bar=false", "trainer.patience=null",
+                   "trainer.ema_decay=null"]
+
+
+@pytest.fixture
+def sentiment_config(tiny_sst):
+    def make(*overrides: str):
+        return compose_config(["task=sentiment", f"data.root={tiny_sst}", "data.download=false", *TINY_CLASSIFIER,
+                               *overrides])
+
+    return make
