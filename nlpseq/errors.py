@@ -22,3 +22,10 @@ class ConfigError(NlpseqError, ValueError):
 
 class TrainingDiverged(NlpseqError):
     """The loss became NaN or infinite."""
+
+
+def check_choice(key: str, value, choices) -> None:
+    """Raise :class:`ConfigError` naming ``key`` when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        shown = ", ".join("null" if c is None else str(c) for c in choices)
+        raise ConfigError(f"{key} must be one of {shown}, got {value!r}")

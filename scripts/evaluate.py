@@ -1,7 +1,9 @@
 """Score a checkpoint: ``python scripts/evaluate.py checkpoint=PATH split=test output=FILE``.
 
 ``file=PATH`` scores any file in the corpus's format instead of a named split. NER prints seqeval's
-per-type report and writes FILE in the conlleval layout (``token gold predicted``).
+per-type report and writes FILE in the conlleval layout (``token gold predicted``). Sentiment prints
+accuracy, macro-F1, per-class precision/recall and the confusion matrix, writes one predicted label per line
+to FILE and the confusion matrix to ``FILE.confusion.png``.
 """
 
 from __future__ import annotations

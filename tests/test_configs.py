@@ -8,6 +8,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from nlpseq.models.classifier import build_classifier
 from nlpseq.models.tagger import build_tagger
 from tests.conftest import CONF, compose_config
 
@@ -16,10 +17,11 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONF) / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["task", "model", "data", "trainer"])
+@pytest.mark.parametrize("group", ["task", "model", "data", "trainer", "experiment"])
 def test_every_option_of_every_group_composes(group):
     for option in options(group):
-        cfg = compose_config([f"{group}={option}"])
+        task = "task=sentiment" if group == "experiment" else "task=ner"
+        cfg = compose_config([task, f"{group}={option}"])
         assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
 
@@ -53,3 +55,12 @@ def test_data_root_follows_the_environment(monkeypatch):
     assert compose_config().data.root == "/somewhere/else"
     monkeypatch.delenv("NLPSEQ_DATA")
     assert compose_config().data.root == "data"
+
+
+@pytest.mark.parametrize("data, classes", [("sst2", 2), ("sst5", 5), ("imdb", 2)])
+def test_sentiment_presets(data, classes):
+    cfg = compose_config(["task=sentiment", f"data={data}", "model.cell=gru", "model.pooling=attention"])
+    assert cfg.data.name == data and len(cfg.data.labels) == len(cfg.data.label_names) == classes
+    model = build_classifier(cfg.model, 30, classes)
+    assert model.projection.out_features == classes and model.pooler.kind == "attention"
+    assert type(model.encoder.forward_rnns[0]).__name__ == "GRU"

@@ -75,8 +75,9 @@ def test_train_save_load_predict_round_trip(sentiment_config, tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [
-    ("model.cell=gru", "model.pooling=attention", "model.layers=2"),
-    ("model.cell=rnn", "model.pooling=last", "model.bidirectional=false", "model.classifier_hidden_size=8"),
+    ("model.cell=gru", "model.pooling=attention", "model.layers=2", "model.char_encoder=cnn"),
+    ("model.cell=rnn", "model.pooling=last", "model.bidirectional=false", "model.classifier_hidden_size=8",
+     "model.char_encoder=lstm"),
     ("model.pooling=mean", "data.tokenizer=sentencepiece", "data.spm_vocab_size=50", "model.label_smoothing=0.1"),
 ])
 def test_variants_train_a_step(sentiment_config, tmp_path, monkeypatch, overrides):

@@ -1,4 +1,4 @@
-"""A few training steps on the real CoNLL-2003 when ../shared/data is present (skipped otherwise)."""
+"""A few training steps on the real corpora when ../shared/data is present (skipped otherwise)."""
 
 from __future__ import annotations
 
@@ -19,3 +19,18 @@ def test_ner_trains_a_few_steps_on_conll2003(tmp_path):
     assert result["steps"] == 15 and 0.0 <= result["best_score"] <= 100.0
     tagged = nlpseq.load(result["best_checkpoint"]).predict(["EU rejects German call to boycott British lamb ."])
     assert len(tagged[0]["tags"]) == 9
+
+
+@requires_shared_data
+def test_sentiment_trains_a_few_steps_on_sst2(tmp_path):
+    from tests.conftest import TINY_CLASSIFIER
+
+    cfg = compose_config(["task=sentiment", "data=sst2", f"data.root={SHARED_DATA}", "data.download=false",
+                          *TINY_CLASSIFIER, "trainer.max_steps=15", "trainer.batch_size=32",
+                          "trainer.eval_batch_size=512"])
+    task = TASKS["sentiment"].from_config(cfg)
+    assert [len(task.splits[s]) for s in ("train", "dev", "test")] == [6920, 872, 1821]
+    result = train(task, cfg, tmp_path)
+    assert result["steps"] == 15 and 0.0 <= result["best_score"] <= 100.0
+    got = nlpseq.load(result["best_checkpoint"]).predict(["a gorgeous , witty , seductive movie ."])
+    assert got[0]["label"] in ("negative", "positive")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from nlpseq.data.io import read_lines
-from nlpseq.errors import ConfigError, DataError
+from nlpseq.errors import DataError, check_choice
 
 TAG_PATTERN = re.compile(r"^(?:O|[BI]-\S+)$")
 SCHEMES = ("iob1", "iob2")
@@ -30,8 +30,7 @@ def read_conll(path: str | Path, scheme: str = "iob2") -> list[TaggedSentence]:
     Raises :class:`DataError` naming the file and line for a wrong column count, a tag outside
     the BIO scheme, an ``I-`` tag that cannot follow its predecessor, non-UTF-8 bytes or an empty file.
     """
-    if scheme not in SCHEMES:
-        raise ConfigError(f"data.scheme must be one of {SCHEMES}, got {scheme!r}")
+    check_choice("data.scheme", scheme, SCHEMES)
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
     raw_tags: list[tuple[int, str]] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sentencepiece
 
-from nlpseq.errors import ConfigError
+from nlpseq.errors import check_choice
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ def train_sentencepiece(texts: Sequence[str], vocab_size: int, model_type: str =
     on the same data reuses it. ``vocab_size`` is an upper bound on small corpora (``hard_vocab_limit``
     off). Ids: ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, no padding id (vocabularies add their own).
     """
-    if model_type not in MODEL_TYPES:
-        raise ConfigError(f"sentencepiece model_type must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}")
+    check_choice("data.spm_model_type", model_type, MODEL_TYPES)
     options = dict(vocab_size=int(vocab_size), model_type=model_type, character_coverage=float(character_coverage),
                    hard_vocab_limit=False, max_sentence_length=1 << 16, input_sentence_size=2_000_000,
                    shuffle_input_sentence=True, num_threads=max(1, min(os.cpu_count() or 1, 8)),

@@ -14,15 +14,14 @@ from collections.abc import Sequence
 
 from nlpseq.data.spm import SentencePieceModel, train_sentencepiece
 from nlpseq.data.tokenize import tokenize
-from nlpseq.errors import ConfigError
+from nlpseq.errors import check_choice
 
 TOKENIZERS = ("whitespace", "regex", "sentencepiece")
 
 
 class TextTokenizer:
     def __init__(self, kind: str, lowercase: bool = False, spm_model: bytes | None = None):
-        if kind not in TOKENIZERS:
-            raise ConfigError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}, got {kind!r}")
+        check_choice("data.tokenizer", kind, TOKENIZERS)
         if kind == "sentencepiece" and spm_model is None:
             raise ValueError("a sentencepiece tokenizer needs its model")
         self.kind, self.lowercase = kind, bool(lowercase)
@@ -62,8 +61,7 @@ TRUNCATIONS = ("head", "tail", "head_tail")
 def truncate(tokens: list[str], max_tokens: int | None, keep: str = "head") -> list[str]:
     """At most ``max_tokens`` tokens: the first ones, the last ones, or (``head_tail``) the first quarter
     and the last three quarters of the budget (Sun et al. 2019 found head+tail best for long reviews)."""
-    if keep not in TRUNCATIONS:
-        raise ConfigError(f"data.truncate must be one of {', '.join(TRUNCATIONS)}, got {keep!r}")
+    check_choice("data.truncate", keep, TRUNCATIONS)
     if not max_tokens or len(tokens) <= max_tokens:
         return tokens
     if keep == "head":

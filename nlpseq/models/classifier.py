@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nlpseq.errors import ConfigError
+from nlpseq.errors import check_choice
 from nlpseq.modules.dropout import SequenceDropout
-from nlpseq.modules.embeddings import TokenEmbedder
+from nlpseq.modules.embeddings import CHAR_ENCODERS, TokenEmbedder, build_char_encoder
 from nlpseq.modules.encoders import CELLS, RecurrentEncoder
 from nlpseq.modules.pooling import POOLINGS, SequencePooler
 
@@ -27,24 +27,27 @@ class TextClassifier(nn.Module):
             if hidden_size else nn.Identity()
         self.projection = nn.Linear(hidden_size or size, num_classes)
 
-    def forward(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.embedding_dropout(self.embedder(words))
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
+        """chars ``(batch, time, chars)`` when the embedder has character features."""
+        x = self.embedding_dropout(self.embedder(words, chars))
         h, final = self.encoder(x, lengths)
         return self.projection(self.hidden(self.dropout(self.pooler(h, lengths, final))))
 
-    def loss(self, words: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor,
+    def loss(self, words: torch.Tensor, lengths: torch.Tensor, chars: torch.Tensor | None, labels: torch.Tensor,
              label_smoothing: float = 0.0) -> torch.Tensor:
         """Mean cross-entropy over the batch."""
-        return nn.functional.cross_entropy(self(words, lengths), labels, label_smoothing=label_smoothing)
+        return nn.functional.cross_entropy(self(words, lengths, chars), labels, label_smoothing=label_smoothing)
 
 
-def build_classifier(cfg, num_words: int, num_classes: int) -> TextClassifier:
+def build_classifier(cfg, num_words: int, num_classes: int, num_chars: int = 0) -> TextClassifier:
     """Build a classifier from the flat ``model`` config (see ``conf/model/classifier.yaml``)."""
-    if cfg.cell not in CELLS:
-        raise ConfigError(f"model.cell must be one of {', '.join(CELLS)}, got {cfg.cell!r}")
-    if cfg.pooling not in POOLINGS:
-        raise ConfigError(f"model.pooling must be one of {', '.join(POOLINGS)}, got {cfg.pooling!r}")
-    embedder = TokenEmbedder(num_words, cfg.embedding_dim, None, cfg.word_dropout)
+    check_choice("model.cell", cfg.cell, CELLS)
+    check_choice("model.pooling", cfg.pooling, POOLINGS)
+    char_kind = cfg.get("char_encoder")  # absent in older checkpoints
+    check_choice("model.char_encoder", char_kind, CHAR_ENCODERS)
+    char_encoder = build_char_encoder(char_kind, num_chars, cfg.get("char_embedding_dim", 30),
+                                      cfg.get("char_hidden_size", 50), cfg.get("char_kernel_size", 3))
+    embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout)
     encoder = RecurrentEncoder(embedder.output_size, cfg.hidden_size, cfg.cell, cfg.layers, cfg.bidirectional,
                                cfg.dropout, cfg.locked_dropout)
     pooler = SequencePooler(cfg.pooling, encoder.output_size, cfg.attention_size)

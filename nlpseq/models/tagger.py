@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nlpseq.errors import ConfigError
+from nlpseq.errors import check_choice
 from nlpseq.modules.crf import ConditionalRandomField, allowed_transitions_bio
 from nlpseq.modules.dropout import SequenceDropout
-from nlpseq.modules.embeddings import CharCNN, CharLSTM, TokenEmbedder
+from nlpseq.modules.embeddings import CHAR_ENCODERS, TokenEmbedder, build_char_encoder
 from nlpseq.modules.encoders import CELLS, RecurrentEncoder, lengths_to_mask
 
 
@@ -49,15 +49,10 @@ class SequenceTagger(nn.Module):
 
 def build_tagger(cfg, num_words: int, num_chars: int, labels: list[str]) -> SequenceTagger:
     """Build a tagger from the flat ``model`` config (see ``conf/model/tagger.yaml``)."""
-    if cfg.cell not in CELLS:
-        raise ConfigError(f"model.cell must be one of {', '.join(CELLS)}, got {cfg.cell!r}")
-    char_encoder = None
-    if cfg.char_encoder == "cnn":
-        char_encoder = CharCNN(num_chars, cfg.char_embedding_dim, cfg.char_hidden_size, cfg.char_kernel_size)
-    elif cfg.char_encoder == "lstm":
-        char_encoder = CharLSTM(num_chars, cfg.char_embedding_dim, cfg.char_hidden_size)
-    elif cfg.char_encoder not in (None, "none"):
-        raise ConfigError(f"model.char_encoder must be cnn, lstm or none, got {cfg.char_encoder!r}")
+    check_choice("model.cell", cfg.cell, CELLS)
+    check_choice("model.char_encoder", cfg.char_encoder, CHAR_ENCODERS)
+    char_encoder = build_char_encoder(cfg.char_encoder, num_chars, cfg.char_embedding_dim, cfg.char_hidden_size,
+                                      cfg.char_kernel_size)
     embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout,
                              singleton_dropout=cfg.get("singleton_dropout", 0.0))  # absent in older checkpoints
     encoder = RecurrentEncoder(embedder.output_size, cfg.hidden_size, cfg.cell, cfg.layers, cfg.bidirectional,

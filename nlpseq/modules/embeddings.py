@@ -56,6 +56,21 @@ class CharLSTM(nn.Module):
         return self.rnn(self.embed(chars), lengths)[1]
 
 
+CHAR_ENCODERS = (None, "none", "cnn", "lstm")
+
+
+def build_char_encoder(kind: str | None, num_chars: int, embedding_dim: int, hidden_size: int,
+                       kernel_size: int = 3) -> nn.Module | None:
+    """``cnn`` -> :class:`CharCNN`, ``lstm`` -> :class:`CharLSTM`, ``none`` / ``None`` -> no character features."""
+    if kind == "cnn":
+        return CharCNN(num_chars, embedding_dim, hidden_size, kernel_size)
+    if kind == "lstm":
+        return CharLSTM(num_chars, embedding_dim, hidden_size)
+    if kind in (None, "none"):
+        return None
+    raise ValueError(f"char encoder must be cnn, lstm or none, got {kind!r}")
+
+
 class TokenEmbedder(nn.Module):
     """Word ids ``(batch, time)`` (+ char ids ``(batch, time, chars)``) -> ``(batch, time, output_size)``.
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from nlpseq.data.batching import bucket_batches, pad_sequences
+from nlpseq.data.batching import bucket_batches, pad_characters, pad_sequences
 from nlpseq.data.datasets import corpus_dir
 from nlpseq.data.labeled import READERS, LabeledText, split_off
 from nlpseq.data.tokenizers import TextTokenizer, truncate
 from nlpseq.data.vocab import Vocabulary
-from nlpseq.errors import ConfigError, NlpseqError
+from nlpseq.errors import ConfigError, NlpseqError, check_choice
 from nlpseq.metrics import classification_report, classification_scores
 from nlpseq.models.classifier import TextClassifier, build_classifier
 from nlpseq.tasks.common import pretrained_rows
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 class ClassificationBatch:
     words: torch.Tensor  # (batch, time)
     lengths: torch.Tensor  # (batch,)
+    chars: torch.Tensor | None  # (batch, time, chars), only for a model with character features
     labels: torch.Tensor | None  # (batch,)
 
     @property
@@ -34,8 +35,8 @@ class ClassificationBatch:
         return int(self.lengths.sum())
 
     def to(self, device: torch.device) -> ClassificationBatch:
-        labels = None if self.labels is None else self.labels.to(device, non_blocking=True)
-        return ClassificationBatch(self.words.to(device, non_blocking=True), self.lengths, labels)
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return ClassificationBatch(move(self.words), self.lengths, move(self.chars), move(self.labels))
 
 
 class SentimentTask:
@@ -44,14 +45,16 @@ class SentimentTask:
     name = "sentiment"
     metric = "accuracy"
 
-    def __init__(self, cfg: DictConfig, tokenizer: TextTokenizer, words: Vocabulary, labels: Vocabulary):
-        self.cfg, self.tokenizer, self.words, self.labels = cfg, tokenizer, words, labels
+    def __init__(self, cfg: DictConfig, tokenizer: TextTokenizer, words: Vocabulary, chars: Vocabulary,
+                 labels: Vocabulary):
+        self.cfg, self.tokenizer, self.words, self.chars, self.labels = cfg, tokenizer, words, chars, labels
+        self.uses_chars = cfg.model.get("char_encoder") not in (None, "none")
         names = cfg.data.get("label_names") or list(labels.itos)
         if len(names) != len(labels):
             raise ConfigError(f"data.label_names has {len(names)} names for {len(labels)} labels")
         self.names = [str(n) for n in names]
         self.splits: dict[str, list[LabeledText]] = {}
-        self._train: list[tuple[list[int], int]] = []  # encoded training examples
+        self._train: list[tuple[list[str], list[int], int]] = []  # training examples: tokens, word ids, label
         self._vectors: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ----- construction -------------------------------------------------------------------------
@@ -61,16 +64,17 @@ class SentimentTask:
         splits = read_corpus(data)
         tokenizer = TextTokenizer.train(data, [e.text for e in splits["train"]])
         labels = Vocabulary([str(label) for label in data.labels], pad=None, unk=None)
-        task = cls(cfg, tokenizer, Vocabulary([]), labels)
+        task = cls(cfg, tokenizer, Vocabulary([]), Vocabulary([]), labels)
         tokens = {name: [task.tokens(e.text) for e in part] for name, part in splits.items()}
         counts = Counter(t for toks in tokens["train"] for t in toks)
         task.words = Vocabulary.from_counter(counts, data.min_freq, data.max_vocab_size)
+        task.chars = Vocabulary.from_counter(Counter(c for t in counts for c in t))
         if cfg.model.pretrained_vectors:
             task._vectors = pretrained_rows(cfg, task.words, {t for part in tokens.values() for toks in part
                                                               for t in toks})
         task.splits = splits
-        task._train = [(task.words.encode(toks), labels.stoi[e.label]) for toks, e in zip(tokens["train"],
-                                                                                           splits["train"])]
+        task._train = [(toks, task.words.encode(toks), labels.stoi[e.label])
+                       for toks, e in zip(tokens["train"], splits["train"])]
         lengths = [len(t) for t in tokens["train"]]
         log.info("vocabulary: %d words, %d labels; %d/%d/%d examples; training tokens per example: mean %.1f, "
                  "max %d (data.max_tokens=%s)", len(task.words), len(labels),
@@ -81,13 +85,14 @@ class SentimentTask:
     @classmethod
     def from_state(cls, cfg: DictConfig, state: dict) -> SentimentTask:
         return cls(cfg, TextTokenizer.from_state(state["tokenizer"]), Vocabulary.from_dict(state["words"]),
-                   Vocabulary.from_dict(state["labels"]))
+                   Vocabulary.from_dict(state["chars"]), Vocabulary.from_dict(state["labels"]))
 
     def state(self) -> dict:
-        return {"tokenizer": self.tokenizer.state(), "words": self.words.to_dict(), "labels": self.labels.to_dict()}
+        return {"tokenizer": self.tokenizer.state(), "words": self.words.to_dict(), "chars": self.chars.to_dict(),
+                "labels": self.labels.to_dict()}
 
     def build_model(self) -> TextClassifier:
-        model = build_classifier(self.cfg.model, len(self.words), len(self.labels))
+        model = build_classifier(self.cfg.model, len(self.words), len(self.labels), len(self.chars))
         if self._vectors is not None:
             model.embedder.load_vectors(*self._vectors, freeze=bool(self.cfg.model.freeze_pretrained))
         return model
@@ -102,17 +107,22 @@ class SentimentTask:
 
     def train_batches(self, epoch: int) -> list[ClassificationBatch]:
         generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
-        groups = bucket_batches([len(ids) for ids, _ in self._train], self.cfg.trainer.batch_size, True, generator)
-        return [self._batch([self._train[i][0] for i in g], [self._train[i][1] for i in g]) for g in groups]
+        groups = bucket_batches([len(ids) for _, ids, _ in self._train], self.cfg.trainer.batch_size, True,
+                                generator)
+        return [self._batch(*zip(*(self._train[i] for i in g))) for g in groups]
 
-    def _batch(self, ids: list[list[int]], labels: list[int] | None = None) -> ClassificationBatch:
+    def _batch(self, tokens: list[list[str]], ids: list[list[int]], labels: list[int] | None = None
+               ) -> ClassificationBatch:
+        chars = None
+        if self.uses_chars:
+            chars = pad_characters([[self.chars.encode(t) for t in toks] for toks in tokens], self.chars.pad_id)
         return ClassificationBatch(pad_sequences(ids, self.words.pad_id),
-                                   torch.tensor([len(s) for s in ids], dtype=torch.long),
+                                   torch.tensor([len(s) for s in ids], dtype=torch.long), chars,
                                    None if labels is None else torch.tensor(labels, dtype=torch.long))
 
     # ----- loss, evaluation, prediction ---------------------------------------------------------
     def loss(self, model: TextClassifier, batch: ClassificationBatch) -> torch.Tensor:
-        return model.loss(batch.words, batch.lengths, batch.labels, float(self.cfg.model.label_smoothing))
+        return model.loss(batch.words, batch.lengths, batch.chars, batch.labels, float(self.cfg.model.label_smoothing))
 
     @torch.inference_mode()
     def probabilities(self, model: TextClassifier, texts: list[str]) -> torch.Tensor:
@@ -120,11 +130,12 @@ class SentimentTask:
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
-        ids = [self.words.encode(self.tokens(t)) or [self.words.unk_id] for t in texts]
+        tokens = [self.tokens(t) or [self.words.unk] for t in texts]
+        ids = [self.words.encode(toks) for toks in tokens]
         out = torch.zeros(len(texts), len(self.labels))
         for group in bucket_batches([len(s) for s in ids], int(self.cfg.trainer.eval_batch_size), False):
-            batch = self._batch([ids[i] for i in group]).to(device)
-            out[group] = model(batch.words, batch.lengths).softmax(-1).float().cpu()
+            batch = self._batch([tokens[i] for i in group], [ids[i] for i in group]).to(device)
+            out[group] = model(batch.words, batch.lengths, batch.chars).softmax(-1).float().cpu()
         model.train(was_training)
         return out
 
@@ -163,8 +174,7 @@ class SentimentTask:
 def read_corpus(data: DictConfig) -> dict[str, list[LabeledText]]:
     """train/dev/test of ``data``; without a dev file, ``data.dev_size`` examples of train chosen with
     ``data.dev_seed`` are held out as dev (the same ones every time)."""
-    if data.format not in READERS:
-        raise ConfigError(f"data.format must be one of {', '.join(READERS)}, got {data.format!r}")
+    check_choice("data.format", data.format, READERS)
     folder = corpus_dir(data.name, data.root, data.download)
     labels = [str(label) for label in data.labels]
     read = READERS[data.format]
