@@ -84,8 +84,9 @@ class SentimentTask:
 
     @classmethod
     def from_state(cls, cfg: DictConfig, state: dict) -> SentimentTask:
-        return cls(cfg, TextTokenizer.from_state(state["tokenizer"]), Vocabulary.from_dict(state["words"]),
-                   Vocabulary.from_dict(state["chars"]), Vocabulary.from_dict(state["labels"]))
+        chars = Vocabulary.from_dict(state["chars"]) if "chars" in state else Vocabulary([])  # older checkpoints
+        return cls(cfg, TextTokenizer.from_state(state["tokenizer"]), Vocabulary.from_dict(state["words"]), chars,
+                   Vocabulary.from_dict(state["labels"]))
 
     def state(self) -> dict:
         return {"tokenizer": self.tokenizer.state(), "words": self.words.to_dict(), "chars": self.chars.to_dict(),
