@@ -1,0 +1,118 @@
+"""Greedy and beam search over a model with ``step(prev_tokens, state, memory) -> (log_probs, state, weights)``.
+
+Both are batched: every sentence (and, for beam search, every hypothesis) is one row of the same tensors,
+so the only Python loop is over time. ``max_lengths[i]`` ``(batch,)`` is the most tokens sentence ``i``'s
+output may have, eos not counted: a hypothesis that reaches it stops there without eos.
+
+Both return ``(tokens, attention)``: per sentence the token ids without bos/eos, and the attention weights
+``(len(tokens), src_len)`` of each output token over the real source positions (None without attention).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nlpseq.modules.decoder import reorder_state
+
+
+def _finish(tokens: torch.Tensor, weights: list[torch.Tensor | None], lengths: torch.Tensor, ended: torch.Tensor,
+            src_lengths: torch.Tensor) -> tuple[list[list[int]], list[torch.Tensor | None]]:
+    """tokens ``(batch, steps)``, per-step weights ``(batch, src_time)``, lengths with eos, ended with eos."""
+    keep = (lengths - ended.long()).tolist()
+    attention = torch.stack(weights, dim=1) if weights and weights[0] is not None else None
+    out_tokens, out_attention = [], []
+    for i, n in enumerate(keep):
+        out_tokens.append(tokens[i, :n].tolist())
+        out_attention.append(None if attention is None else attention[i, :n, :int(src_lengths[i])])
+    return out_tokens, out_attention
+
+
+@torch.no_grad()
+def greedy_search(model, memory, state, bos_id: int, eos_id: int, max_lengths: torch.Tensor
+                  ) -> tuple[list[list[int]], list[torch.Tensor | None]]:
+    """Pick the most probable token at every step, for the whole batch at once."""
+    batch, device = memory.mask.size(0), memory.mask.device
+    max_lengths = max_lengths.to(device)
+    prev = torch.full((batch,), bos_id, dtype=torch.long, device=device)
+    finished = max_lengths <= 0
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)  # tokens produced, eos included
+    ended = torch.zeros(batch, dtype=torch.bool, device=device)  # finished by eos (not by the length limit)
+    tokens, weights = [], []
+    for _ in range(int(max_lengths.max())):
+        if finished.all():
+            break
+        log_probs, state, step_weights = model.step(prev, state, memory)
+        prev = log_probs.argmax(dim=-1)
+        tokens.append(prev)
+        weights.append(step_weights)
+        lengths += (~finished).long()
+        ended |= ~finished & (prev == eos_id)
+        finished |= ended | (lengths >= max_lengths)
+    steps = torch.stack(tokens, dim=1) if tokens else torch.zeros(batch, 0, dtype=torch.long, device=device)
+    return _finish(steps, weights, lengths, ended, memory.mask.sum(1))
+
+
+def gnmt_penalty(lengths: torch.Tensor, alpha: float) -> torch.Tensor:
+    """GNMT (Wu et al. 2016): ``((5 + length) / 6) ** alpha``; scores are divided by it. ``alpha=0`` -> 1."""
+    return ((5.0 + lengths.float()) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def beam_search(model, memory, state, bos_id: int, eos_id: int, beam_size: int, max_lengths: torch.Tensor,
+                length_penalty: float = 0.0) -> tuple[list[list[int]], list[torch.Tensor | None]]:
+    """Beam search over ``batch * beam`` rows, row ``b * beam + k`` holding hypothesis ``k`` of sentence ``b``.
+
+    Each step scores every extension of every hypothesis, keeps the ``beam`` best of the ``beam * vocab`` per
+    sentence (one ``topk``) and reorders the state by the rows they extend. A finished hypothesis stays in
+    the beam with a fixed score: its only extension is eos with log-prob 0. Decoding stops when every
+    hypothesis is finished or the longest limit is reached; the result is the hypothesis with the best
+    score divided by :func:`gnmt_penalty` with ``alpha = length_penalty`` (length counting eos).
+    """
+    batch, device = memory.mask.size(0), memory.mask.device
+    rows = batch * beam_size
+    # Expanded once: the hypotheses of a sentence share its memory, and reordering within a sentence leaves
+    # these rows unchanged, so only the state is reordered at each step.
+    expand = torch.arange(batch, device=device).repeat_interleave(beam_size)
+    memory, state = reorder_state(memory, expand), reorder_state(state, expand)
+    max_lengths = max_lengths.to(device).repeat_interleave(beam_size)
+    scores = torch.full((batch, beam_size), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live hypothesis at first, or the beam would fill with copies of the same tokens
+    prev = torch.full((rows,), bos_id, dtype=torch.long, device=device)
+    finished = max_lengths <= 0
+    lengths = torch.zeros(rows, dtype=torch.long, device=device)
+    ended = torch.zeros(rows, dtype=torch.bool, device=device)
+    sentence_offset = (torch.arange(batch, device=device) * beam_size).unsqueeze(1)
+    tokens, parents, weights = [], [], []
+    for _ in range(int(max_lengths.max())):
+        if finished.all():
+            break
+        log_probs, state, step_weights = model.step(prev, state, memory)  # (rows, vocab)
+        vocab = log_probs.size(-1)
+        frozen = torch.full_like(log_probs, float("-inf"))
+        frozen[:, eos_id] = 0.0
+        log_probs = torch.where(finished.unsqueeze(1), frozen, log_probs)
+        candidates = (scores.view(rows, 1) + log_probs).view(batch, beam_size * vocab)
+        scores, best = candidates.topk(beam_size, dim=1)
+        parent = (sentence_offset + torch.div(best, vocab, rounding_mode="floor")).view(rows)
+        prev = (best % vocab).view(rows)
+        state = reorder_state(state, parent)
+        finished, lengths, ended = finished[parent], lengths[parent], ended[parent]
+        lengths += (~finished).long()
+        ended |= ~finished & (prev == eos_id)
+        finished |= ended | (lengths >= max_lengths)
+        tokens.append(prev)
+        parents.append(parent)
+        weights.append(step_weights)
+    final = (scores.view(rows) / gnmt_penalty(lengths, length_penalty)).view(batch, beam_size)
+    row = sentence_offset.squeeze(1) + final.argmax(dim=1)  # (batch,) the chosen hypothesis of each sentence
+    chosen_lengths, chosen_ended = lengths[row], ended[row]
+    # Follow the back-pointers from the last step to the first, for all sentences at once.
+    steps, step_weights = [], []
+    for t in range(len(tokens) - 1, -1, -1):
+        steps.append(tokens[t][row])
+        row = parents[t][row]
+        step_weights.append(None if weights[t] is None else weights[t][row])  # computed on the parent's row
+    steps.reverse()
+    step_weights.reverse()
+    steps = torch.stack(steps, dim=1) if steps else torch.zeros(batch, 0, dtype=torch.long, device=device)
+    return _finish(steps, step_weights, chosen_lengths, chosen_ended, memory.mask.sum(1)[::beam_size])
