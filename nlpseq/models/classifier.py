@@ -47,7 +47,8 @@ def build_classifier(cfg, num_words: int, num_classes: int, num_chars: int = 0) 
     check_choice("model.char_encoder", char_kind, CHAR_ENCODERS)
     char_encoder = build_char_encoder(char_kind, num_chars, cfg.get("char_embedding_dim", 30),
                                       cfg.get("char_hidden_size", 50), cfg.get("char_kernel_size", 3))
-    embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout)
+    embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout,
+                             static_channel=bool(cfg.get("static_channel", False)))
     encoder = RecurrentEncoder(embedder.output_size, cfg.hidden_size, cfg.cell, cfg.layers, cfg.bidirectional,
                                cfg.dropout, cfg.locked_dropout)
     pooler = SequencePooler(cfg.pooling, encoder.output_size, cfg.attention_size)

@@ -78,22 +78,31 @@ class TokenEmbedder(nn.Module):
     vector is trained on contexts like those of rare words at test time. ``singleton_dropout`` does the
     same for the words marked by :meth:`mark_singletons` (Lample et al. 2016 replace words seen once in
     training with probability 0.5): the tagger learns to lean on character features for unseen words.
+
+    ``static_channel`` adds a second, frozen copy of the word vectors (Kim 2014's "multichannel"): training
+    moves the first copy for the task while the second keeps every word, including those seen only in
+    dev/test, in the pretrained space. Without :meth:`load_vectors` it stays zero.
     """
 
     def __init__(self, num_words: int, embedding_dim: int, char_encoder: nn.Module | None = None,
                  word_dropout: float = 0.0, pad_id: int = 0, unk_id: int = 1, char_pad_id: int = 0,
-                 singleton_dropout: float = 0.0):
+                 singleton_dropout: float = 0.0, static_channel: bool = False):
         super().__init__()
         self.words = nn.Embedding(num_words, embedding_dim, padding_idx=pad_id)
         bound = math.sqrt(3.0 / embedding_dim)
         nn.init.uniform_(self.words.weight, -bound, bound)
         with torch.no_grad():
             self.words.weight[pad_id].zero_()
+        self.static = nn.Embedding(num_words, embedding_dim, padding_idx=pad_id) if static_channel else None
+        if self.static is not None:
+            nn.init.zeros_(self.static.weight)
+            self.static.weight.requires_grad_(False)
         self.chars = char_encoder
         self.word_dropout, self.unk_id, self.pad_id, self.char_pad_id = word_dropout, unk_id, pad_id, char_pad_id
         self.singleton_dropout = singleton_dropout
         self.register_buffer("singletons", torch.zeros(num_words, dtype=torch.bool), persistent=False)
-        self.output_size = embedding_dim + (char_encoder.output_size if char_encoder is not None else 0)
+        self.output_size = embedding_dim * (2 if static_channel else 1) + (
+            char_encoder.output_size if char_encoder is not None else 0)
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
         if self.training and (self.word_dropout > 0 or self.singleton_dropout > 0):
@@ -101,6 +110,8 @@ class TokenEmbedder(nn.Module):
             drop = torch.rand(words.shape, device=words.device) < p
             words = words.masked_fill(drop & (words != self.pad_id), self.unk_id)
         x = self.words(words)
+        if self.static is not None:
+            x = torch.cat([x, self.static(words)], dim=-1)
         if self.chars is None:
             return x
         mask = words != self.pad_id
@@ -123,6 +134,8 @@ class TokenEmbedder(nn.Module):
         """
         with torch.no_grad():
             self.words.weight[found] = vectors[found].to(self.words.weight.dtype)
+            if self.static is not None:
+                self.static.weight[found] = vectors[found].to(self.static.weight.dtype)
         if freeze:
             keep = (~found).to(self.words.weight.dtype).unsqueeze(1)
             self.words.weight.register_hook(lambda grad: grad * keep.to(grad.device))
