@@ -46,8 +46,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def load(path: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild the task's predictor from a checkpoint file alone.
+def load(path: str | Path, device: str | torch.device = "cpu", task: str | None = None):
+    """Rebuild the task's predictor from a checkpoint file alone; ``task`` (e.g. ``"translation"``) refuses a
+    checkpoint of another task with a clear error.
 
     >>> tagger = nlpseq.load("runs/ner/checkpoints/best.pt")
     >>> tagger.predict(["EU rejects German call ."])
@@ -55,6 +56,8 @@ def load(path: str | Path, device: str | torch.device = "cpu"):
     from nlpseq.tasks import TASKS
 
     ckpt = load_checkpoint(path)
+    if task is not None and ckpt["task"] != task:
+        raise NlpseqError(f"{path} is a {ckpt['task']} model, not a {task} model")
     if ckpt["task"] not in TASKS:
         raise NlpseqError(f"{path} is a checkpoint of task {ckpt['task']!r}, unknown to this nlpseq version")
     cfg = OmegaConf.create(ckpt["config"])

@@ -1,4 +1,5 @@
-"""Metrics: seqeval entity scores (NER); accuracy, macro-F1 and the confusion matrix (classification)."""
+"""Metrics: seqeval entity scores (NER); accuracy, macro-F1 and the confusion matrix (classification);
+sacrebleu corpus BLEU and chrF (translation)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,24 @@ def classification_report(scores: dict, names: Sequence[str] | None = None) -> s
         lines.append(f"{name:<{width}}" + "".join(f" {v:>9}" for v in row))
     lines += ["", f"accuracy {scores['accuracy']:.2f}, macro-F1 {scores['macro_f1']:.2f}"]
     return "\n".join(lines)
+
+
+def translation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
+    """sacrebleu corpus BLEU (default 13a tokenization, cased) and chrF of detokenized ``hypotheses`` against
+    raw ``references`` (one each per sentence): ``{"bleu", "chrf", "bleu_text", "chrf_text", "bleu_signature",
+    "chrf_signature"}``, scores in sacrebleu's 0-100 scale."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(list(hypotheses), [list(references)])
+    c = chrf.corpus_score(list(hypotheses), [list(references)])
+    return {"bleu": float(b.score), "chrf": float(c.score), "bleu_text": str(b), "chrf_text": str(c),
+            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
+
+
+def translation_report(scores: dict) -> str:
+    """BLEU and chrF lines as sacrebleu prints them, each followed by its signature."""
+    return (f"{scores['bleu_text']}\n  signature: {scores['bleu_signature']}\n"
+            f"{scores['chrf_text']}\n  signature: {scores['chrf_signature']}")

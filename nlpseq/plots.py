@@ -1,4 +1,5 @@
-"""Figures written as PNG files (matplotlib, imported only when a figure is drawn)."""
+"""Figures written as PNG files (matplotlib, imported only when a figure is drawn): confusion matrices and
+attention heatmaps."""
 
 from __future__ import annotations
 
@@ -26,6 +27,31 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], names: Sequence[st
     for i, row in enumerate(confusion):
         for j, value in enumerate(row):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_attention(weights, source: Sequence[str], output: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Save attention weights ``(len(output), len(source))`` as a heatmap: source pieces along x, output pieces
+    along y (row ``i``: where the model looked while writing output piece ``i``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = len(output), len(source)
+    fig, ax = plt.subplots(figsize=(min(0.35 * cols + 2.5, 30), min(0.3 * rows + 2, 30)))
+    image = ax.imshow(weights, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    fig.colorbar(image, ax=ax)
+    ax.set_xticks(range(cols), labels=list(source), rotation=90)
+    ax.set_yticks(range(rows), labels=list(output))
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -3,7 +3,10 @@
 ``file=PATH`` scores any file in the corpus's format instead of a named split. NER prints seqeval's
 per-type report and writes FILE in the conlleval layout (``token gold predicted``). Sentiment prints
 accuracy, macro-F1, per-class precision/recall and the confusion matrix, writes one predicted label per line
-to FILE and the confusion matrix to ``FILE.confusion.png``.
+to FILE and the confusion matrix to ``FILE.confusion.png``. Translation prints sacrebleu's BLEU and chrF with
+their signatures and writes one detokenized translation per line; ``src=FILE ref=FILE`` replace the split,
+``beam=``, ``length_penalty=`` override the checkpoint's decoding and ``attention_plot=N`` draws sentence N's
+attention.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 import nlpseq
-from nlpseq.cli import exits_cleanly
+from nlpseq.cli import exits_cleanly, task_options
 from nlpseq.trainer import pick_device
 
 
@@ -27,10 +30,12 @@ def main(cfg: DictConfig) -> None:
     if root:
         with open_dict(task.cfg):
             task.cfg.data.root = root
-    examples = task.read_split(cfg.split, cfg.file)
-    source = cfg.file or f"{task.cfg.data.name} {cfg.split}"
+    files = task_options(cfg, predictor, ("src", "ref"))  # translation only, as the decoding options
+    decoding = task_options(cfg, predictor, ("beam", "length_penalty", "attention_plot"))
+    examples = task.read_split(cfg.split, cfg.file, **files)
+    source = cfg.file or " / ".join(files.values()) or f"{task.cfg.data.name} {cfg.split}"
     print(f"{source}: {len(examples)} examples")
-    print(task.report(predictor.model, examples, cfg.output))
+    print(task.report(predictor.model, examples, cfg.output, **decoding))
     if cfg.output:
         print(f"predictions written to {cfg.output}")
 

@@ -4,6 +4,9 @@ One input per line. NER tokenizes each line by the rule in ``nlpseq/data/tokeniz
 ``token tag`` lines with a blank line after each sentence, or with ``format=jsonl`` one JSON object per
 line with the tokens, tags and entity spans (character offsets, end exclusive). Sentiment prints
 ``label<TAB>name=probability ...`` per line, or with ``format=jsonl`` ``{"text", "label", "probabilities"}``.
+Translation prints one translation per line (``beam=`` overrides the checkpoint's beam size), or with
+``format=jsonl`` ``{"text", "translation"}``. ``interactive=true`` predicts each line as it is typed on
+standard input (prompt on standard error) until end of input.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 import nlpseq
-from nlpseq.cli import exits_cleanly, read_input_lines
+from nlpseq.cli import exits_cleanly, read_input_lines, task_options
 from nlpseq.errors import DataError, NlpseqError
 from nlpseq.trainer import pick_device
 
@@ -26,23 +29,49 @@ def main(cfg: DictConfig) -> None:
     if cfg.format not in ("text", "jsonl"):
         raise NlpseqError(f"format must be text or jsonl, got {cfg.format!r}")
     predictor = nlpseq.load(cfg.checkpoint, device=pick_device(cfg.device))
+    options = task_options(cfg, predictor, ("beam",))
+    write = jsonl if cfg.format == "jsonl" else predictor.format_text
+    if cfg.interactive:
+        if cfg.input != "-":
+            raise NlpseqError("interactive=true reads standard input: leave input= out")
+        return interact(predictor, options, write)
     lines = read_input_lines(cfg.input)
     if not lines:
         raise DataError("<stdin>" if cfg.input == "-" else cfg.input, None, "is empty: nothing to predict")
     for source, number, text in lines:
         if not text.strip():
             raise DataError(source, number, "is an empty line; expected one sentence per line")
-    results = predictor.predict([text for _, _, text in lines])
+    results = predictor.predict([text for _, _, text in lines], **options)
     out = open(cfg.output, "w", encoding="utf-8") if cfg.output else sys.stdout
     try:
         for result in results:
-            if cfg.format == "jsonl":
-                out.write(json.dumps(result, ensure_ascii=False) + "\n")
-            else:
-                out.write(predictor.format_text(result))
+            out.write(write(result))
     finally:
         if out is not sys.stdout:
             out.close()
+
+
+def jsonl(result: dict) -> str:
+    return json.dumps(result, ensure_ascii=False) + "\n"
+
+
+def interact(predictor, options: dict, write) -> None:
+    """Predict each line typed on standard input until end of input; a bad line is reported, not fatal."""
+    while True:
+        print("> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            print(file=sys.stderr)
+            return
+        if not line.strip():
+            continue
+        try:
+            result = predictor.predict([line.rstrip("\r\n")], **options)[0]
+        except NlpseqError as e:
+            print(f"error: {e}", file=sys.stderr)
+            continue
+        sys.stdout.write(write(result))
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -109,8 +109,9 @@ def test_variants_train_a_step(ner_config, tmp_path, overrides):
     assert train(TASKS["ner"].from_config(cfg), cfg, tmp_path)["steps"] == 2
 
 
-def run_script(name: str, *args: str, stdin: str | None = None, env_root: Path | None = None):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(ROOT)}
+def run_script(name: str, *args: str, stdin: str | None = None, env_root: Path | None = None,
+               extra_env: dict | None = None):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(ROOT), **(extra_env or {})}
     if env_root:
         env["NLPSEQ_DATA"] = str(env_root)
     return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], input=stdin, capture_output=True,

