@@ -10,13 +10,8 @@ from pathlib import Path
 def plot_confusion_matrix(confusion: Sequence[Sequence[int]], names: Sequence[str], path: str | Path,
                           title: str = "") -> Path:
     """Save the confusion matrix (rows gold, columns predicted) as a heatmap with the counts written in."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
     n = len(names)
-    fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.1 * n + 2))
+    fig, ax = _figure((1.2 * n + 2.5, 1.1 * n + 2))
     image = ax.imshow(confusion, cmap="Blues")
     fig.colorbar(image, ax=ax)
     ax.set_xticks(range(n), labels=names, rotation=30, ha="right")
@@ -27,31 +22,35 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], names: Sequence[st
     for i, row in enumerate(confusion):
         for j, value in enumerate(row):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title)
 
 
 def plot_attention(weights, source: Sequence[str], output: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Save attention weights ``(len(output), len(source))`` as a heatmap: source pieces along x, output pieces
     along y (row ``i``: where the model looked while writing output piece ``i``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows, cols = len(output), len(source)
-    fig, ax = plt.subplots(figsize=(min(0.35 * cols + 2.5, 30), min(0.3 * rows + 2, 30)))
+    fig, ax = _figure((min(0.35 * cols + 2.5, 30), min(0.3 * rows + 2, 30)))
     image = ax.imshow(weights, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
     fig.colorbar(image, ax=ax)
     ax.set_xticks(range(cols), labels=list(source), rotation=90)
     ax.set_yticks(range(rows), labels=list(output))
     ax.set_xlabel("source")
     ax.set_ylabel("output")
+    return _save(fig, ax, path, title)
+
+
+def _figure(size: tuple[float, float]):
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=size)
+
+
+def _save(fig, ax, path: str | Path, title: str) -> Path:
+    import matplotlib.pyplot as plt
+
     if title:
         ax.set_title(title)
     fig.tight_layout()
