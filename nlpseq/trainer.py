@@ -17,7 +17,8 @@ from tqdm import tqdm
 from nlpseq.averaging import WeightAverage
 from nlpseq.checkpoint import FORMAT_VERSION, load_checkpoint, save_atomic
 from nlpseq.errors import TrainingDiverged
-from nlpseq.optim import build_optimizer, build_scheduler
+from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients
+from nlpseq.threads import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,28 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def train_step(task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, clip: float = math.inf,
+               average: WeightAverage | None = None) -> tuple[float, float]:
+    """One optimizer step on ``batch``: loss, backward, gradient clipping, update, weight average.
+
+    Returns ``(loss, gradient norm before clipping)``. A non-finite loss raises :class:`TrainingDiverged`
+    before the weights are touched. ``scripts/benchmark.py`` times exactly this function.
+    """
+    loss = task.loss(model, batch)
+    loss_value = loss.item()
+    if not math.isfinite(loss_value):
+        raise TrainingDiverged(f"loss is {loss_value}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = clip_gradients([p for p in model.parameters() if p.grad is not None], clip)
+    if average is not None:
+        average.before_step()
+    optimizer.step()
+    if average is not None:
+        average.update()
+    return loss_value, grad_norm
+
+
 def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
     """Train ``task``'s model as ``cfg.trainer`` says; write checkpoints and ``metrics.jsonl`` in ``run_dir``.
 
@@ -51,8 +74,7 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / "checkpoints"
     best_path, last_path = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
-    if tc.num_threads:
-        torch.set_num_threads(int(tc.num_threads))
+    set_threads(tc.num_threads)
     torch.manual_seed(int(cfg.seed))
     device = pick_device(cfg.device)
     model = task.build_model().to(device)
@@ -124,18 +146,12 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
             if i < state.batch_in_epoch:
                 continue  # resumed mid-epoch: these batches were trained on before the kill
             t0 = time.perf_counter()
-            loss = task.loss(model, batch.to(device))
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
+            try:
+                loss_value, grad_norm = train_step(task, model, optimizer, batch.to(device), clip, average)
+            except TrainingDiverged as e:
                 raise TrainingDiverged(
-                    f"loss is {loss_value} at epoch {state.epoch + 1}, step {state.step + 1}; stopped. The last "
-                    f"good checkpoint is kept in {ckpt_dir}. Try a lower trainer.lr or trainer.clip_norm.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
-            optimizer.step()
-            if average is not None:
-                average.update()
+                    f"{e} at epoch {state.epoch + 1}, step {state.step + 1}; stopped. The last good checkpoint "
+                    f"is kept in {ckpt_dir}. Try a lower trainer.lr or trainer.clip_norm.") from None
             if scheduler is not None and when == "step":
                 scheduler.step()
             state.step += 1

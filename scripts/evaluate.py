@@ -6,7 +6,8 @@ accuracy, macro-F1, per-class precision/recall and the confusion matrix, writes 
 to FILE and the confusion matrix to ``FILE.confusion.png``. Translation prints sacrebleu's BLEU and chrF with
 their signatures and writes one detokenized translation per line; ``src=FILE ref=FILE`` replace the split,
 ``beam=``, ``length_penalty=`` override the checkpoint's decoding and ``attention_plot=N`` draws sentence N's
-attention.
+attention. ``quantize=true`` scores the model with its recurrent and linear layers dynamically quantized to
+int8 (CPU only: faster, slightly different scores).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from nlpseq.trainer import pick_device
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    predictor = nlpseq.load(cfg.checkpoint, device=pick_device(cfg.device))
+    quantize = bool(cfg.get("quantize", False))
+    device = pick_device("cpu" if quantize and cfg.device == "auto" else cfg.device)  # int8 kernels: CPU only
+    predictor = nlpseq.load(cfg.checkpoint, device=device, quantize=quantize)
     task = predictor.task
     root = cfg.data_root or os.environ.get("NLPSEQ_DATA")
     if root:

@@ -17,6 +17,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_MODEL = [
     "model.embedding_dim=16", "model.char_embedding_dim=8", "model.char_hidden_size=8", "model.hidden_size=16",
     "trainer.batch_size=4", "trainer.eval_batch_size=8", "trainer.progress_bar=false", "trainer.patience=null",
+    "trainer.num_threads=1",
 ]
 
 
@@ -109,7 +110,7 @@ def tiny_sst(tmp_path: Path) -> Path:
 
 TINY_CLASSIFIER = ["model.embedding_dim=16", "model.hidden_size=16", "trainer.batch_size=8",
                    "trainer.eval_batch_size=16", "trainer.progress_bar=false", "trainer.patience=null",
-                   "trainer.ema_decay=null"]
+                   "trainer.ema_decay=null", "trainer.num_threads=1"]
 
 
 @pytest.fixture

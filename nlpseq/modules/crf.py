@@ -1,4 +1,10 @@
-"""A linear-chain conditional random field, vectorised over the batch (loops only over time)."""
+"""A linear-chain conditional random field, vectorised over the batch and the tags (loops only over time).
+
+The partition function is the hot spot of a tagger's CRF. :class:`LogPartition` computes it in exp space,
+one ``(batch, tags) @ (tags, tags)`` product per step, and writes its gradient by hand: the backward
+algorithm gives the tag and transition marginals, which *are* the gradient of ``log Z``, so no autograd
+graph of small per-step operations is built.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,62 @@ import torch
 from torch import nn
 
 NEG = -1e4  # a score no allowed path can reach; finite so logsumexp stays NaN-free
+
+
+def _log_matmul(scores: torch.Tensor, exp_trans: torch.Tensor) -> torch.Tensor:
+    """``logsumexp_i(scores[b, i] + log exp_trans[i, j])`` ``(batch, tags)`` as one product, stable by the row max.
+
+    Disallowed transitions have ``exp_trans == 0``; a column only they reach would be ``log 0``: it is clamped
+    to the smallest normal float, a score ~87 below the row's best, which no real path depends on.
+    """
+    top = scores.amax(dim=1, keepdim=True)
+    return torch.mm((scores - top).exp(), exp_trans).clamp_min(torch.finfo(scores.dtype).tiny).log() + top
+
+
+class LogPartition(torch.autograd.Function):
+    """``log Z`` ``(batch,)`` of emissions ``(batch, time, tags)`` under transitions ``(from, to)``, start and end
+    scores ``(tags,)`` and a bool mask ``(batch, time)`` (real tokens first, every sequence at least one)."""
+
+    @staticmethod
+    def forward(ctx, emissions, trans, start, end, mask):
+        time = emissions.size(1)
+        exp_trans = trans.exp()
+        alphas = torch.empty_like(emissions)  # alpha[t, j]: log-sum of the paths over 0..t that end in tag j
+        alpha = start + emissions[:, 0]
+        alphas[:, 0] = alpha
+        for t in range(1, time):
+            alpha = torch.where(mask[:, t:t + 1], _log_matmul(alpha, exp_trans) + emissions[:, t], alpha)
+            alphas[:, t] = alpha  # past a sequence's end alpha is carried unchanged
+        log_z = torch.logsumexp(alpha + end, dim=1)
+        ctx.save_for_backward(emissions, trans, end, mask, alphas, log_z)
+        return log_z
+
+    @staticmethod
+    def backward(ctx, grad_z):
+        emissions, trans, end, mask, alphas, log_z = ctx.saved_tensors
+        time = emissions.size(1)
+        exp_trans_t = trans.exp().t()
+        betas = torch.empty_like(emissions)  # beta[t, i]: log-sum of the paths from tag i at t to the end
+        beta = end.expand_as(emissions[:, 0])
+        betas[:, time - 1] = beta
+        for t in range(time - 2, -1, -1):
+            beta = torch.where(mask[:, t + 1:t + 2], _log_matmul(emissions[:, t + 1] + beta, exp_trans_t), beta)
+            betas[:, t] = beta
+        maskf = mask.to(emissions.dtype)
+        scale = grad_z.view(-1, 1, 1)
+        # P(tag j at t), zero at padding: d log Z / d emissions.
+        unary = (alphas + betas - log_z.view(-1, 1, 1)).exp() * maskf.unsqueeze(2) * scale
+        grad_trans = grad_start = grad_end = None
+        if ctx.needs_input_grad[1]:
+            # P(tag i at t - 1, tag j at t) summed over real positions: d log Z / d transitions.
+            pair = (alphas[:, :-1].unsqueeze(3) + trans + (emissions[:, 1:] + betas[:, 1:]).unsqueeze(2)
+                    - log_z.view(-1, 1, 1, 1)).exp()
+            grad_trans = torch.einsum("btij,bt->ij", pair, maskf[:, 1:] * grad_z.unsqueeze(1))
+        if ctx.needs_input_grad[2]:
+            grad_start = unary[:, 0].sum(0)
+        if ctx.needs_input_grad[3]:
+            grad_end = ((alphas[:, -1] + end - log_z.unsqueeze(1)).exp() * grad_z.unsqueeze(1)).sum(0)
+        return unary, grad_trans, grad_start, grad_end, None
 
 
 def allowed_transitions_bio(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,14 +112,9 @@ class ConditionalRandomField(nn.Module):
                 self.end.masked_fill(~self.allowed_end, NEG))
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Forward algorithm: ``log Z`` per sequence, ``(batch,)``."""
+        """Forward algorithm: ``log Z`` per sequence, ``(batch,)`` (gradient by the backward algorithm)."""
         trans, start, end = self._scores()
-        alpha = start + emissions[:, 0]  # (batch, tags)
-        for t in range(1, emissions.size(1)):
-            # (batch, from, 1) + (from, to) -> logsumexp over from -> (batch, to)
-            nxt = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1) + emissions[:, t]
-            alpha = torch.where(mask[:, t:t + 1], nxt, alpha)
-        return torch.logsumexp(alpha + end, dim=1)
+        return LogPartition.apply(emissions, trans, start, end, mask)
 
     def path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Score of the given tag sequences ``(batch, time)`` -> ``(batch,)``."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nlpseq.data.batching import CharBatch
 from nlpseq.data.io import read_lines
 from nlpseq.data.tokenize import zero_digits
 from nlpseq.errors import DataError
@@ -104,7 +105,9 @@ class TokenEmbedder(nn.Module):
         self.output_size = embedding_dim * (2 if static_channel else 1) + (
             char_encoder.output_size if char_encoder is not None else 0)
 
-    def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, words: torch.Tensor, chars: torch.Tensor | CharBatch | None = None) -> torch.Tensor:
+        """words ``(batch, time)``; chars ``(batch, time, max_chars)`` or a :class:`CharBatch` (each distinct
+        word once, as the tasks build them) -> ``(batch, time, output_size)``."""
         if self.training and (self.word_dropout > 0 or self.singleton_dropout > 0):
             p = torch.where(self.singletons[words], max(self.singleton_dropout, self.word_dropout), self.word_dropout)
             drop = torch.rand(words.shape, device=words.device) < p
@@ -115,6 +118,10 @@ class TokenEmbedder(nn.Module):
         if self.chars is None:
             return x
         mask = words != self.pad_id
+        if isinstance(chars, CharBatch):  # each distinct word once, then copied to its tokens
+            features = self.chars(chars.ids, (chars.ids != self.char_pad_id).sum(1).clamp(min=1))
+            full = features.to(x.dtype)[chars.index] * mask.unsqueeze(-1).to(x.dtype)
+            return torch.cat([x, full], dim=-1)
         flat = chars[mask]  # only real tokens: (n_tokens, chars)
         features = self.chars(flat, (flat != self.char_pad_id).sum(1).clamp(min=1))
         full = x.new_zeros(*words.shape, features.size(-1))
@@ -138,7 +145,17 @@ class TokenEmbedder(nn.Module):
                 self.static.weight[found] = vectors[found].to(self.static.weight.dtype)
         if freeze:
             keep = (~found).to(self.words.weight.dtype).unsqueeze(1)
-            self.words.weight.register_hook(lambda grad: grad * keep.to(grad.device))
+            self.words.weight.register_hook(lambda grad: _keep_rows(grad, keep.to(grad.device)))
+
+
+def _keep_rows(grad: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``grad`` (dense, or sparse with sparse embeddings) with the rows where ``keep`` ``(rows, 1)`` is 0 zeroed."""
+    if not grad.is_sparse:
+        return grad * keep
+    grad = grad.coalesce()
+    rows = grad._indices()[0]
+    return torch.sparse_coo_tensor(grad._indices(), grad._values() * keep[rows], grad.shape, check_invariants=False,
+                                   is_coalesced=True)
 
 
 def read_vectors(path: str | Path, wanted: set[str]) -> tuple[dict[str, list[float]], int]:

@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 from seqeval.metrics.sequence_labeling import get_entities
 
-from nlpseq.data.batching import bucket_batches, pad_characters, pad_sequences
+from nlpseq.data.batching import CharBatch, bucket_batches, distinct_characters, pad_sequences
 from nlpseq.data.conll import TaggedSentence, read_conll, write_conll
 from nlpseq.data.datasets import corpus_dir
 from nlpseq.data.tokenize import tokenize_with_offsets, word_normaliser
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TaggingBatch:
     words: torch.Tensor  # (batch, time)
-    chars: torch.Tensor  # (batch, time, chars)
+    chars: CharBatch  # the batch's distinct words' characters and each token's row
     lengths: torch.Tensor  # (batch,)
     tags: torch.Tensor | None  # (batch, time)
 
@@ -98,14 +98,15 @@ class NerTask:
     def make_batch(self, sentences: list[list[str]], tags: list[list[str]] | None = None) -> TaggingBatch:
         norm = word_normaliser(self.cfg.data)
         words = pad_sequences([self.words.encode(norm(t) for t in s) for s in sentences], self.words.pad_id)
-        chars = pad_characters([[self.chars.encode(t) for t in s] for s in sentences], self.chars.pad_id)
+        chars = distinct_characters([[self.chars.encode(t) for t in s] for s in sentences], self.chars.pad_id)
         lengths = torch.tensor([len(s) for s in sentences], dtype=torch.long)
         tag_ids = None if tags is None else pad_sequences([self.labels.encode(t) for t in tags], 0)
         return TaggingBatch(words, chars, lengths, tag_ids)
 
     def batches(self, sentences: list[TaggedSentence], batch_size: int, shuffle: bool,
                 generator: torch.Generator | None = None, with_tags: bool = True) -> list[TaggingBatch]:
-        groups = bucket_batches([len(s.tokens) for s in sentences], batch_size, shuffle, generator)
+        groups = bucket_batches([len(s.tokens) for s in sentences], batch_size, shuffle, generator,
+                                max_tokens=self.cfg.trainer.get("batch_tokens") if shuffle else None)
         return [self.make_batch([sentences[i].tokens for i in g],
                                 [sentences[i].tags for i in g] if with_tags else None) for g in groups]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from nlpseq.data.batching import bucket_batches, pad_characters, pad_sequences
+from nlpseq.data.batching import CharBatch, bucket_batches, distinct_characters, pad_sequences
 from nlpseq.data.datasets import corpus_dir
 from nlpseq.data.labeled import READERS, LabeledText, split_off
 from nlpseq.data.tokenizers import TextTokenizer, truncate
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class ClassificationBatch:
     words: torch.Tensor  # (batch, time)
     lengths: torch.Tensor  # (batch,)
-    chars: torch.Tensor | None  # (batch, time, chars), only for a model with character features
+    chars: CharBatch | None  # distinct words' characters, only for a model with character features
     labels: torch.Tensor | None  # (batch,)
 
     @property
@@ -109,14 +109,14 @@ class SentimentTask:
     def train_batches(self, epoch: int) -> list[ClassificationBatch]:
         generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
         groups = bucket_batches([len(ids) for _, ids, _ in self._train], self.cfg.trainer.batch_size, True,
-                                generator)
+                                generator, max_tokens=self.cfg.trainer.get("batch_tokens"))
         return [self._batch(*zip(*(self._train[i] for i in g))) for g in groups]
 
     def _batch(self, tokens: list[list[str]], ids: list[list[int]], labels: list[int] | None = None
                ) -> ClassificationBatch:
         chars = None
         if self.uses_chars:
-            chars = pad_characters([[self.chars.encode(t) for t in toks] for toks in tokens], self.chars.pad_id)
+            chars = distinct_characters([[self.chars.encode(t) for t in toks] for toks in tokens], self.chars.pad_id)
         return ClassificationBatch(pad_sequences(ids, self.words.pad_id),
                                    torch.tensor([len(s) for s in ids], dtype=torch.long), chars,
                                    None if labels is None else torch.tensor(labels, dtype=torch.long))
