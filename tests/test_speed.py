@@ -105,7 +105,7 @@ def test_lazy_adam_matches_fused_adam_on_dense_and_sparse_adam_on_sparse_paramet
     dense = torch.optim.Adam(list(dense_model[1].parameters()), lr=0.05, fused=True)
     rows = torch.optim.SparseAdam([dense_model[0].weight], lr=0.05)
     dense_model[0].sparse = True
-    for step in range(5):
+    for _ in range(5):
         x = torch.randint(0, 1200, (6,))
         for model, optimizers in ((lazy_model, [lazy]), (dense_model, [dense, rows])):
             for o in optimizers:
