@@ -61,19 +61,20 @@ class ReferenceSeq2Seq(nn.Module):
                                            label_smoothing=self.label_smoothing)
 
     @torch.no_grad()
-    def greedy(self, src, src_lengths, bos: int, eos: int, max_len: int) -> list[list[int]]:
+    def greedy(self, src, src_lengths, bos: int, eos: int, max_lens: torch.Tensor) -> list[list[int]]:
+        """Batched greedy search; sentence ``i`` stops at eos or after ``max_lens[i]`` tokens."""
         memory, state = self.encode(src, src_lengths)
         prev = torch.full((src.size(0),), bos, dtype=torch.long)
-        out, done = [], torch.zeros(src.size(0), dtype=torch.bool)
-        for _ in range(max_len):
+        out, done = [], max_lens <= 0
+        for t in range(int(max_lens.max())):
             output, state = self.step(prev, state, memory)
             prev = self.out(output).argmax(1)
             out.append(prev)
-            done |= prev == eos
+            done |= (prev == eos) | (max_lens <= t + 1)
             if done.all():
                 break
-        rows = torch.stack(out, 1).tolist()
-        return [r[:r.index(eos)] if eos in r else r for r in rows]
+        rows = torch.stack(out, 1).tolist() if out else [[] for _ in range(src.size(0))]
+        return [(r[:r.index(eos)] if eos in r else r)[:n] for r, n in zip(rows, max_lens.tolist())]
 
     @torch.no_grad()
     def beam(self, src, src_lengths, bos: int, eos: int, max_len: int, beam: int, alpha: float) -> list[list[int]]:

@@ -69,8 +69,11 @@ def _reference_step(model: torch.nn.Module, optimizer, clip: float, loss_fn: Cal
 
 
 def _simple_groups(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Sentences of similar length, ``batch_size`` per batch (the reference's batching)."""
-    return bucket_batches(lengths, batch_size, True, torch.Generator().manual_seed(seed))
+    """Sentences of similar length, ``batch_size`` per batch: the reference's batching. With the seed the
+    tasks use for epoch 0 these are exactly nlpseq's batches (unless ``trainer.batch_tokens`` is set), so
+    both sides train on the same batches in the same order and a window of N steps compares like with like.
+    """
+    return bucket_batches(lengths, batch_size, True, torch.Generator().manual_seed(seed * 1000))
 
 
 def _nlpseq_step(task, model, cfg: DictConfig):
@@ -86,6 +89,9 @@ def _adam(model, cfg: DictConfig):
 
 # ----- NER ----------------------------------------------------------------------------------------
 def ner_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -> Suite:
+    m = cfg.model
+    if m.char_encoder not in ("cnn", "none", None) or not m.bidirectional or not m.crf:
+        raise ConfigError("the reference tagger covers char_encoder=cnn|none, bidirectional=true, crf=true")
     model = task.build_model()
     train = task.splits["train"]
     reference = ReferenceTagger(len(task.words), len(task.chars), len(task.labels), cfg.model)
@@ -154,7 +160,7 @@ def _copy_birnn(encoder, birnn) -> None:
 # ----- sentiment ----------------------------------------------------------------------------------
 def sentiment_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -> Suite:
     if task.uses_chars or cfg.model.classifier_hidden_size or cfg.model.pooling == "attention" \
-            or cfg.model.get("static_channel"):
+            or cfg.model.get("static_channel") or not cfg.model.bidirectional:
         raise ConfigError("the reference classifier covers words -> BiRNN -> last|mean|max pooling -> linear")
     model = task.build_model()
     reference = ReferenceClassifier(len(task.words), len(task.labels), cfg.model)
@@ -227,9 +233,10 @@ def translation_suite(task, cfg: DictConfig, sentences: int, latency_items: int,
         out: list = [None] * len(sources)
         for g in bucket_batches([len(s) for s in sources], int(cfg.trainer.eval_batch_size), False):
             b = task._batch([sources[i] for i in g])
-            limit = int(cfg.task.max_length_ratio * (max(len(sources[i]) for i in g) - 1) + cfg.task.max_length_offset)
-            decoded = reference.greedy(b.src, b.src_lengths, bos, eos, limit) if width == 1 else \
-                reference.beam(b.src, b.src_lengths, bos, eos, limit, width, alpha)
+            limits = [int(cfg.task.max_length_ratio * (len(sources[i]) - 1) + cfg.task.max_length_offset) for i in g]
+            decoded = reference.greedy(b.src, b.src_lengths, bos, eos, torch.tensor(limits)) if width == 1 else [
+                reference.beam(b.src[j:j + 1], b.src_lengths[j:j + 1], bos, eos, n, width, alpha)[0]
+                for j, n in enumerate(limits)]
             for i, ids in zip(g, decoded):
                 out[i] = ids
         return out

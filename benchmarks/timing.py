@@ -28,6 +28,18 @@ def alternate(a: Callable[[], int], b: Callable[[], int], windows: int, seconds:
     return statistics.median(rates_a), statistics.median(rates_b)
 
 
+def alternate_steps(a: Callable[[], int], b: Callable[[], int], windows: int, steps: int) -> tuple[float, float]:
+    """Like :func:`alternate` but each window is ``steps`` calls: when ``a`` and ``b`` walk through the same
+    batches in the same order, every window of A and the following window of B see identical work."""
+    rates_a, rates_b = [], []
+    for _ in range(windows):
+        for fn, rates in ((a, rates_a), (b, rates_b)):
+            start = time.perf_counter()
+            units = sum(fn() for _ in range(steps))
+            rates.append(units / (time.perf_counter() - start))
+    return statistics.median(rates_a), statistics.median(rates_b)
+
+
 def latencies(a: Callable[[object], object], b: Callable[[object], object], items: list
               ) -> tuple[list[float], list[float]]:
     """Milliseconds of ``a(item)`` and ``b(item)`` for every item, interleaved item by item."""

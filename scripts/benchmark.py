@@ -1,7 +1,8 @@
 """Time nlpseq against a plain-PyTorch reference: ``python scripts/benchmark.py task=ner``.
 
 In one process, on real batches of the task's corpus: training throughput (forward + backward + optimizer
-step) in alternating windows A B A B after a warm-up, medians reported; batched inference (sentences/s) and
+step) in alternating windows A B A B after a warm-up, each window the same batches for both sides, medians
+reported; batched inference (sentences/s) and
 one-sentence latency (p50 / p95, ms); peak memory. The reference models live in ``benchmarks/``. Each
 measurement is one JSON line with ``task, phase, nlpseq, reference, unit, ratio`` (``ratio = nlpseq /
 reference``; ``higher_is_better`` says which way is good) and the thread count.
@@ -14,6 +15,7 @@ import json
 import logging
 import platform
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ sits
 
 from benchmarks import memory  # noqa: E402
 from benchmarks.suites import Suite, build_suite  # noqa: E402
-from benchmarks.timing import alternate, latencies, percentile  # noqa: E402
+from benchmarks.timing import alternate, alternate_steps, latencies, percentile  # noqa: E402
 from nlpseq.checkpoint import load_checkpoint  # noqa: E402
 from nlpseq.cli import exits_cleanly  # noqa: E402
 from nlpseq.threads import set_threads  # noqa: E402
@@ -55,12 +57,18 @@ def _round(x: float | None) -> float | None:
 def run(suite: Suite, cfg: DictConfig, report: Report) -> None:
     bc = cfg.benchmark
     ours, ref = suite.nlpseq, suite.reference
-    for _ in range(int(bc.warmup_steps)):
+    start = time.perf_counter()
+    for _ in range(max(1, int(bc.warmup_steps))):
         ours.train_step()
-        ref.train_step()
+    per_step = (time.perf_counter() - start) / max(1, int(bc.warmup_steps))
+    for _ in range(max(1, int(bc.warmup_steps))):
+        ref.train_step()  # both sides now stand at the same batch
     if bc.profile:
         _profile(ours.train_step)
-    a, b = alternate(ours.train_step, ref.train_step, int(bc.windows), float(bc.window_seconds))
+        for _ in range(20):
+            ref.train_step()
+    steps = max(1, round(float(bc.window_seconds) / per_step))
+    a, b = alternate_steps(ours.train_step, ref.train_step, int(bc.windows), steps)
     report("train", a, b, suite.train_unit, True)
     steps = int(bc.memory_steps)
     report("train_peak_memory", *(memory.measure(cfg, side, "train", steps) for side in ("nlpseq", "reference")),

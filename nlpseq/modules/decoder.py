@@ -51,6 +51,11 @@ def reorder_state(state: tuple, index: torch.Tensor) -> tuple:
     return type(state)(*items) if hasattr(state, "_fields") else tuple(items)
 
 
+def _stack_layers(states: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer ``(batch, hidden)`` -> ``(batch, layers, hidden)``; one layer is a view, not a copy."""
+    return states[0].unsqueeze(1) if len(states) == 1 else torch.stack(states, dim=1)
+
+
 class RecurrentDecoder(nn.Module):
     """Embedded previous tokens + :class:`Memory` -> attentional vectors ``(batch, hidden)`` one step at a time.
 
@@ -119,7 +124,7 @@ class RecurrentDecoder(nn.Module):
         else:
             context, weights = memory.summary, None
         output = self.dropout(torch.tanh(self.combine(torch.cat([x, context], dim=-1))))
-        new_state = DecoderState(torch.stack(hiddens, dim=1), torch.stack(cells, dim=1) if cells else None,
+        new_state = DecoderState(_stack_layers(hiddens), _stack_layers(cells) if cells else None,
                                  output if self.input_feeding else None)
         return output, new_state, weights
 
