@@ -42,10 +42,12 @@ def alternate_steps(a: Callable[[], int], b: Callable[[], int], windows: int, st
 
 def latencies(a: Callable[[object], object], b: Callable[[object], object], items: list
               ) -> tuple[list[float], list[float]]:
-    """Milliseconds of ``a(item)`` and ``b(item)`` for every item, interleaved item by item."""
+    """Milliseconds of ``a(item)`` and ``b(item)`` for every item, interleaved item by item; the order
+    alternates (A B, B A, ...) so neither side always runs right after the other warmed shared caches."""
     times_a, times_b = [], []
-    for item in items:
-        for fn, out in ((a, times_a), (b, times_b)):
+    for i, item in enumerate(items):
+        pairs = ((a, times_a), (b, times_b))
+        for fn, out in pairs if i % 2 == 0 else pairs[::-1]:
             start = time.perf_counter()
             fn(item)
             out.append((time.perf_counter() - start) * 1e3)

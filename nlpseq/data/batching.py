@@ -19,14 +19,17 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, shuffle: bool,
     by length (longest first) so evaluation pads as little as possible. The result depends only on
     ``lengths``, ``batch_size`` and the generator state, which makes resumed runs exact.
 
-    ``max_tokens`` (training only) replaces the fixed ``batch_size`` by a token budget: a batch takes
-    sentences while ``sentences * longest <= max_tokens`` (padded size), so a batch of short sentences
-    holds more of them. The recurrent kernels then work on wider matrices and the per-step costs (the
-    optimizer over every parameter, the weight average) are paid fewer times per epoch.
+    ``max_tokens`` adds a token budget: a batch takes sentences while ``sentences * longest <= max_tokens``
+    (padded size). In training it replaces ``batch_size``, so a batch of short sentences holds more of them;
+    without ``shuffle`` (evaluation, prediction) ``batch_size`` stays a cap, and long sentences come in
+    smaller batches: the padding of a wide batch of mixed lengths would cost more than the narrower matrices.
     """
     n = len(lengths)
     if not shuffle:
         order = sorted(range(n), key=lambda i: -lengths[i])
+        if max_tokens:
+            return [b[i:i + batch_size] for b in _cut_by_tokens(order, lengths, max_tokens)
+                    for i in range(0, len(b), batch_size)]
         return [order[i:i + batch_size] for i in range(0, n, batch_size)]
     order = torch.randperm(n, generator=generator).tolist()
     pool = batch_size * bucket_factor

@@ -138,7 +138,8 @@ class TranslationTask:
         greedy search for ``beam <= 1``, else beam search with GNMT length penalty ``length_penalty``."""
         device = next(model.parameters()).device
         was_training = model.training
-        model.eval()
+        if was_training:  # walking the modules costs a tenth of a one-sentence call
+            model.eval()
         task = self.cfg.task
         tokens: list = [None] * len(sources)
         attention: list = [None] * len(sources)
@@ -155,7 +156,8 @@ class TranslationTask:
                 out, weights = beam_search(model, memory, state, bos, eos, int(beam), limits, float(length_penalty))
             for i, ids, w in zip(group, out, weights):
                 tokens[i], attention[i] = ids, None if w is None else w.float().cpu()
-        model.train(was_training)
+        if was_training:
+            model.train()
         return tokens, attention
 
     def translate(self, model: Seq2Seq, texts: list[str], beam: int | None = None,
@@ -171,7 +173,8 @@ class TranslationTask:
         """Mean target-token cross-entropy (no label smoothing, teacher forcing)."""
         device = next(model.parameters()).device
         was_training = model.training
-        model.eval()
+        if was_training:  # walking the modules costs a tenth of a one-sentence call
+            model.eval()
         sources = self.encode_sources([p.source for p in pairs])
         targets = [self.target.encode(p.target) for p in pairs]
         total, count = 0.0, 0
@@ -179,7 +182,8 @@ class TranslationTask:
             batch = self._batch([sources[i] for i in group], [targets[i] for i in group]).to(device)
             total += float(model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)) * batch.num_tokens
             count += batch.num_tokens
-        model.train(was_training)
+        if was_training:
+            model.train()
         return total / max(count, 1)
 
     def validate(self, model: Seq2Seq) -> dict:
