@@ -1,5 +1,6 @@
 """Greedy and beam search over a model with ``step(prev_tokens, state, memory) -> (log_probs, state, weights)``.
 
+``step(..., normalize=False)`` may return unnormalised scores (greedy search only needs their argmax).
 Both are batched: every sentence (and, for beam search, every hypothesis) is one row of the same tensors,
 so the only Python loop is over time. ``max_lengths[i]`` ``(batch,)`` is the most tokens sentence ``i``'s
 output may have, eos not counted: a hypothesis that reaches it stops there without eos.
@@ -30,26 +31,48 @@ def _finish(tokens: torch.Tensor, weights: list[torch.Tensor | None], lengths: t
 @torch.no_grad()
 def greedy_search(model, memory, state, bos_id: int, eos_id: int, max_lengths: torch.Tensor
                   ) -> tuple[list[list[int]], list[torch.Tensor | None]]:
-    """Pick the most probable token at every step, for the whole batch at once."""
+    """Pick the most probable token at every step, for the whole batch at once.
+
+    Sentences that have finished leave the batch: once an eighth of the rows still decoding are done, the
+    state and memory are cut to the unfinished rows, so later steps (the long outputs of the batch) cost
+    less. Rows are independent, so the outputs equal those of decoding every row to the end.
+    """
     batch, device = memory.mask.size(0), memory.mask.device
     max_lengths = max_lengths.to(device)
+    src_lengths = memory.mask.sum(1)
+    steps = int(max_lengths.max()) if batch else 0
+    out = torch.zeros(batch, steps, dtype=torch.long, device=device)
+    out_weights = None
+    rows = torch.arange(batch, device=device)  # the sentence of each row still in the batch
     prev = torch.full((batch,), bos_id, dtype=torch.long, device=device)
-    finished = max_lengths <= 0
+    limits = max_lengths
+    finished = limits <= 0
     lengths = torch.zeros(batch, dtype=torch.long, device=device)  # tokens produced, eos included
     ended = torch.zeros(batch, dtype=torch.bool, device=device)  # finished by eos (not by the length limit)
-    tokens, weights = [], []
-    for _ in range(int(max_lengths.max())):
-        if finished.all():
+    taken = 0
+    for t in range(steps):
+        done = int(finished.sum())
+        if done == finished.numel():
             break
-        log_probs, state, step_weights = model.step(prev, state, memory)
-        prev = log_probs.argmax(dim=-1)
-        tokens.append(prev)
-        weights.append(step_weights)
-        lengths += (~finished).long()
-        ended |= ~finished & (prev == eos_id)
-        finished |= ended | (lengths >= max_lengths)
-    steps = torch.stack(tokens, dim=1) if tokens else torch.zeros(batch, 0, dtype=torch.long, device=device)
-    return _finish(steps, weights, lengths, ended, memory.mask.sum(1))
+        if done and done * 8 >= finished.numel():  # drop the finished rows
+            keep = (~finished).nonzero().squeeze(1)
+            rows, prev, limits, finished = rows[keep], prev[keep], limits[keep], finished[keep]
+            memory, state = reorder_state(memory, keep), reorder_state(state, keep)
+        scores, state, step_weights = model.step(prev, state, memory, normalize=False)
+        prev = scores.argmax(dim=-1)
+        out[rows, t] = prev
+        if step_weights is not None:
+            if out_weights is None:
+                out_weights = step_weights.new_zeros(batch, steps, step_weights.size(1))
+            out_weights[rows, t] = step_weights
+        live = ~finished
+        lengths[rows] += live.long()
+        new_end = live & (prev == eos_id)
+        ended[rows] |= new_end
+        finished = finished | new_end | (lengths[rows] >= limits)
+        taken = t + 1
+    weights = [None] * taken if out_weights is None else list(out_weights[:, :taken].unbind(1))
+    return _finish(out[:, :taken], weights, lengths, ended, src_lengths)
 
 
 def gnmt_penalty(lengths: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -88,9 +111,9 @@ def beam_search(model, memory, state, bos_id: int, eos_id: int, beam_size: int, 
             break
         log_probs, state, step_weights = model.step(prev, state, memory)  # (rows, vocab)
         vocab = log_probs.size(-1)
-        frozen = torch.full_like(log_probs, float("-inf"))
-        frozen[:, eos_id] = 0.0
-        log_probs = torch.where(finished.unsqueeze(1), frozen, log_probs)
+        # A finished hypothesis can only be extended by eos, at no cost (in place: no vocab-sized temporaries).
+        log_probs.masked_fill_(finished.unsqueeze(1), float("-inf"))
+        log_probs[:, eos_id].masked_fill_(finished, 0.0)
         candidates = (scores.view(rows, 1) + log_probs).view(batch, beam_size * vocab)
         scores, best = candidates.topk(beam_size, dim=1)
         parent = (sentence_offset + torch.div(best, vocab, rounding_mode="floor")).view(rows)

@@ -63,11 +63,13 @@ class Seq2Seq(nn.Module):
         """Decoder outputs ``(..., hidden)`` -> scores over the target vocabulary ``(..., vocab)``."""
         return self.output(self.pre_output(outputs))
 
-    def step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
+    def step(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory, normalize: bool = True
              ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
-        """prev_tokens ``(batch,)`` -> log-probs ``(batch, vocab)``, new state, weights ``(batch, src_time)``|None."""
+        """prev_tokens ``(batch,)`` -> log-probs ``(batch, vocab)`` (raw scores with ``normalize=False``: same
+        argmax, no softmax over the vocabulary), new state, weights ``(batch, src_time)`` or None."""
         output, state, weights = self.decoder.step(self.embedding_dropout(self.tgt_embed(prev_tokens)), state, memory)
-        return self.logits(output).log_softmax(dim=-1), state, weights
+        logits = self.logits(output)
+        return (logits.log_softmax(dim=-1) if normalize else logits), state, weights
 
     def loss(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor,
              label_smoothing: float = 0.0, teacher_forcing: float = 1.0) -> torch.Tensor:
