@@ -77,7 +77,7 @@ def _simple_groups(lengths: list[int], batch_size: int, seed: int) -> list[list[
 
 
 def _nlpseq_step(task, model, cfg: DictConfig):
-    optimizer = build_optimizer(model, cfg.trainer, torch.device("cpu"))
+    optimizer = build_optimizer(model, cfg.trainer, torch.device("cpu"), bool(cfg.model.get("pretrained_vectors")))
     average = WeightAverage(model, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None
     clip = float(cfg.trainer.clip_norm or "inf")
     return lambda batch: train_step(task, model, optimizer, batch, clip, average)

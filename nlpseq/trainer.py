@@ -78,7 +78,7 @@ def train(task, cfg: DictConfig, run_dir: str | Path) -> dict:
     torch.manual_seed(int(cfg.seed))
     device = pick_device(cfg.device)
     model = task.build_model().to(device)
-    optimizer = build_optimizer(model, tc, device)
+    optimizer = build_optimizer(model, tc, device, pretrained=bool(cfg.model.get("pretrained_vectors")))
     steps_per_epoch = len(task.train_batches(0)) if tc.scheduler == "linear" else 0
     total = tc.max_steps or tc.max_epochs * steps_per_epoch
     scheduler, when = build_scheduler(optimizer, tc, total)
