@@ -116,6 +116,7 @@ def _profile(step) -> None:
 def main(cfg: DictConfig) -> None:
     bc = cfg.benchmark
     threads = set_threads(bc.num_threads)
+    torch.set_flush_denormal(True)  # as the trainer does, for both sides
     torch.manual_seed(int(cfg.seed))
     log.info("torch %s, %s, %d threads", torch.__version__, platform.processor() or platform.machine(), threads)
     run(build_suite(cfg), cfg, Report(cfg.task.name, threads, bc.output))
