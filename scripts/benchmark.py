@@ -30,6 +30,7 @@ from benchmarks.timing import alternate, alternate_steps, latencies, percentile 
 from nlpseq.checkpoint import load_checkpoint  # noqa: E402
 from nlpseq.cli import exits_cleanly  # noqa: E402
 from nlpseq.threads import set_threads  # noqa: E402
+from nlpseq.trainer import flush_denormals  # noqa: E402
 
 log = logging.getLogger("nlpseq.benchmark")
 
@@ -115,8 +116,8 @@ def _profile(step) -> None:
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     bc = cfg.benchmark
+    flush_denormals()  # as training does, for both sides; before the thread pool starts
     threads = set_threads(bc.num_threads)
-    torch.set_flush_denormal(True)  # as the trainer does, for both sides
     torch.manual_seed(int(cfg.seed))
     log.info("torch %s, %s, %d threads", torch.__version__, platform.processor() or platform.machine(), threads)
     run(build_suite(cfg), cfg, Report(cfg.task.name, threads, bc.output))

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from nlpseq.cli import exits_cleanly
 from nlpseq.tasks import TASKS
-from nlpseq.trainer import train
+from nlpseq.trainer import flush_denormals, train
 
 log = logging.getLogger("nlpseq.train")
 
@@ -23,6 +23,7 @@ log = logging.getLogger("nlpseq.train")
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 @exits_cleanly
 def main(cfg: DictConfig) -> float:
+    flush_denormals()  # before torch starts its worker threads, which inherit the setting
     start = time.perf_counter()
     run_dir = HydraConfig.get().runtime.output_dir
     task = TASKS[cfg.task.name].from_config(cfg)
