@@ -50,6 +50,7 @@ def greedy_search(model, memory, state, bos_id: int, eos_id: int, max_lengths: t
     lengths = torch.zeros(batch, dtype=torch.long, device=device)  # tokens produced, eos included
     ended = torch.zeros(batch, dtype=torch.bool, device=device)  # finished by eos (not by the length limit)
     taken = 0
+    at: slice | torch.Tensor = slice(None)  # the rows of the full-size tensors in the batch: all (a view) until cut
     for t in range(steps):
         done = int(finished.sum())
         if done == finished.numel():
@@ -58,18 +59,19 @@ def greedy_search(model, memory, state, bos_id: int, eos_id: int, max_lengths: t
             keep = (~finished).nonzero().squeeze(1)
             rows, prev, limits, finished = rows[keep], prev[keep], limits[keep], finished[keep]
             memory, state = reorder_state(memory, keep), reorder_state(state, keep)
+            at = rows
         scores, state, step_weights = model.step(prev, state, memory, normalize=False)
         prev = scores.argmax(dim=-1)
-        out[rows, t] = prev
+        out[at, t] = prev
         if step_weights is not None:
             if out_weights is None:
                 out_weights = step_weights.new_zeros(batch, steps, step_weights.size(1))
-            out_weights[rows, t] = step_weights
+            out_weights[at, t] = step_weights
         live = ~finished
-        lengths[rows] += live.long()
+        lengths[at] += live.long()
         new_end = live & (prev == eos_id)
-        ended[rows] |= new_end
-        finished = finished | new_end | (lengths[rows] >= limits)
+        ended[at] |= new_end
+        finished = finished | new_end | (lengths[at] >= limits)
         taken = t + 1
     weights = [None] * taken if out_weights is None else list(out_weights[:, :taken].unbind(1))
     return _finish(out[:, :taken], weights, lengths, ended, src_lengths)
