@@ -39,6 +39,7 @@ def _child(cfg_yaml: str, side: str, phase: str, steps: int, queue) -> None:
     if phase == "train":
         result = peak_memory_mib(lambda: [chosen.train_step() for _ in range(steps)])
     else:
+        suite.sync_weights()  # the reference in eval mode, as in the timed inference
         with torch.inference_mode():
             result = peak_memory_mib(chosen.batched[phase])
     queue.put(result)

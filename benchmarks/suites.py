@@ -39,7 +39,7 @@ class Suite:
     reference: Side
     items: list  # inputs for the one-sentence latency
     train_unit: str = "tokens/s"
-    sync_weights: Callable[[], None] = lambda: None  # copy nlpseq's weights into the reference
+    sync_weights: Callable[[], None] = lambda: None  # copy nlpseq's weights into the reference, set it to eval
     nlpseq_model: torch.nn.Module | None = None
     make_inference: Callable[[torch.nn.Module], Side] | None = None  # nlpseq inference with another model
 
@@ -76,15 +76,34 @@ def _simple_groups(lengths: list[int], batch_size: int, seed: int) -> list[list[
     return bucket_batches(lengths, batch_size, True, torch.Generator().manual_seed(seed * 1000))
 
 
-def _nlpseq_step(task, model, cfg: DictConfig):
+def _nlpseq_step(task, model, cfg: DictConfig, clip: float):
     optimizer = build_optimizer(model, cfg.trainer, torch.device("cpu"), bool(cfg.model.get("pretrained_vectors")))
     average = WeightAverage(model, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None
-    clip = float(cfg.trainer.clip_norm or "inf")
     return lambda batch: train_step(task, model, optimizer, batch, clip, average)
 
 
-def _adam(model, cfg: DictConfig):
-    return torch.optim.Adam(model.parameters(), lr=cfg.trainer.lr, fused=True)
+def _assemble(task, cfg: DictConfig, model, nlpseq_inference: Callable[[torch.nn.Module], Side], reference,
+              reference_loss: Callable[[object], torch.Tensor], reference_batches: list, reference_inference: Side,
+              items: list, copy_weights: Callable[[torch.nn.Module, torch.nn.Module], None],
+              train_unit: str = "tokens/s") -> Suite:
+    """Both sides' training steps around their inference calls: nlpseq's ``train_step`` over the task's batches,
+    the reference's plain step (fused Adam, same clipping) over ``reference_batches``."""
+    clip = float(cfg.trainer.clip_norm or "inf")
+    ours = nlpseq_inference(model)
+    ours.train_step = _stepper(_nlpseq_step(task, model, cfg, clip), task.train_batches(0), _tokens)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=cfg.trainer.lr, fused=True)
+    reference_inference.train_step = _stepper(_reference_step(reference, optimizer, clip, reference_loss),
+                                              reference_batches, _tokens)
+
+    def sync() -> None:  # after training: the same weights on both sides, the reference in eval mode once
+        copy_weights(model, reference)
+        reference.eval()
+
+    return Suite(ours, reference_inference, items, train_unit, sync, model, nlpseq_inference)
+
+
+def _tokens(batch) -> int:
+    return batch.num_tokens
 
 
 # ----- NER ----------------------------------------------------------------------------------------
@@ -97,10 +116,6 @@ def ner_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -> Suit
     reference = ReferenceTagger(len(task.words), len(task.chars), len(task.labels), cfg.model)
     groups = _simple_groups([len(s.tokens) for s in train], int(cfg.trainer.batch_size), int(cfg.seed))
     ref_batches = [_padded_chars(task, [train[i].tokens for i in g], [train[i].tags for i in g]) for g in groups]
-    ref_optimizer = _adam(reference, cfg)
-    clip = float(cfg.trainer.clip_norm or "inf")
-    ref_step = _reference_step(reference, ref_optimizer, clip,
-                               lambda b: reference.loss(b.words, b.chars, b.lengths, b.tags))
     dev = [s.tokens for s in task.splits["dev"]][:sentences]
     items = random.Random(0).sample(dev, min(latency_items, len(dev)))
 
@@ -110,7 +125,6 @@ def ner_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -> Suit
 
     @torch.inference_mode()
     def ref_predict(sents: list[list[str]]) -> list[list[str]]:
-        reference.eval()
         out: list = [None] * len(sents)
         for g in bucket_batches([len(s) for s in sents], int(cfg.trainer.eval_batch_size), False):
             b = _padded_chars(task, [sents[i] for i in g])
@@ -118,12 +132,10 @@ def ner_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -> Suit
                 out[i] = task.labels.decode(ids)
         return out
 
-    side = nlpseq_inference(model)
-    side.train_step = _stepper(_nlpseq_step(task, model, cfg), task.train_batches(0), lambda b: b.num_tokens)
-    ref_side = Side(_stepper(ref_step, ref_batches, lambda b: b.num_tokens),
-                    {"infer_batched": lambda: len(ref_predict(dev))}, {"infer_latency": lambda s: ref_predict([s])})
-    return Suite(side, ref_side, items, sync_weights=lambda: copy_tagger(model, reference), nlpseq_model=model,
-                 make_inference=nlpseq_inference)
+    return _assemble(task, cfg, model, nlpseq_inference, reference,
+                     lambda b: reference.loss(b.words, b.chars, b.lengths, b.tags), ref_batches,
+                     Side(lambda: 0, {"infer_batched": lambda: len(ref_predict(dev))},
+                          {"infer_latency": lambda s: ref_predict([s])}), items, copy_tagger)
 
 
 def _padded_chars(task, sentences: list[list[str]], tags: list[list[str]] | None = None):
@@ -167,8 +179,6 @@ def sentiment_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -
     examples = task._train
     groups = _simple_groups([len(ids) for _, ids, _ in examples], int(cfg.trainer.batch_size), int(cfg.seed))
     ref_batches = [task._batch(*zip(*(examples[i] for i in g))) for g in groups]
-    ref_step = _reference_step(reference, _adam(reference, cfg), float(cfg.trainer.clip_norm or "inf"),
-                               lambda b: reference.loss(b.words, b.lengths, b.labels))
     dev = [e.text for e in task.splits["dev"]][:sentences]
     items = random.Random(0).sample(dev, min(latency_items, len(dev)))
 
@@ -178,7 +188,6 @@ def sentiment_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -
 
     @torch.inference_mode()
     def ref_predict(texts: list[str]) -> torch.Tensor:
-        reference.eval()
         ids = [task.words.encode(task.tokens(t) or [task.words.unk]) for t in texts]
         out = torch.zeros(len(texts), len(task.labels))
         for g in bucket_batches([len(s) for s in ids], int(cfg.trainer.eval_batch_size), False):
@@ -186,12 +195,10 @@ def sentiment_suite(task, cfg: DictConfig, sentences: int, latency_items: int) -
             out[g] = reference(words, torch.tensor([len(ids[i]) for i in g])).softmax(-1)
         return out
 
-    side = nlpseq_inference(model)
-    side.train_step = _stepper(_nlpseq_step(task, model, cfg), task.train_batches(0), lambda b: b.num_tokens)
-    ref_side = Side(_stepper(ref_step, ref_batches, lambda b: b.num_tokens),
-                    {"infer_batched": lambda: len(ref_predict(dev))}, {"infer_latency": lambda t: ref_predict([t])})
-    return Suite(side, ref_side, items, sync_weights=lambda: copy_classifier(model, reference), nlpseq_model=model,
-                 make_inference=nlpseq_inference)
+    return _assemble(task, cfg, model, nlpseq_inference, reference,
+                     lambda b: reference.loss(b.words, b.lengths, b.labels), ref_batches,
+                     Side(lambda: 0, {"infer_batched": lambda: len(ref_predict(dev))},
+                          {"infer_latency": lambda t: ref_predict([t])}), items, copy_classifier)
 
 
 @torch.no_grad()
@@ -213,8 +220,6 @@ def translation_suite(task, cfg: DictConfig, sentences: int, latency_items: int,
     pairs = task._train
     groups = _simple_groups([len(t) * 4096 + len(s) for s, t in pairs], int(cfg.trainer.batch_size), int(cfg.seed))
     ref_batches = [task._batch(*zip(*(pairs[i] for i in g))) for g in groups]
-    ref_step = _reference_step(reference, _adam(reference, cfg), float(cfg.trainer.clip_norm or "inf"),
-                               lambda b: reference.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out))
     dev = task.encode_sources([p.source for p in task.splits["dev"]])[:sentences]
     items = random.Random(0).sample(dev, min(latency_items, len(dev)))
     alpha = float(cfg.task.length_penalty)
@@ -229,7 +234,6 @@ def translation_suite(task, cfg: DictConfig, sentences: int, latency_items: int,
 
     @torch.inference_mode()
     def ref_decode(sources: list[list[int]], width: int) -> list[list[int]]:
-        reference.eval()
         out: list = [None] * len(sources)
         for g in bucket_batches([len(s) for s in sources], int(cfg.trainer.eval_batch_size), False):
             b = task._batch([sources[i] for i in g])
@@ -241,15 +245,13 @@ def translation_suite(task, cfg: DictConfig, sentences: int, latency_items: int,
                 out[i] = ids
         return out
 
-    side = nlpseq_inference(model)
-    side.train_step = _stepper(_nlpseq_step(task, model, cfg), task.train_batches(0), lambda b: b.num_tokens)
-    ref_side = Side(_stepper(ref_step, ref_batches, lambda b: b.num_tokens),
-                    {"infer_batched_greedy": lambda: len(ref_decode(dev, 1)),
-                     f"infer_batched_beam{beam}": lambda: len(ref_decode(dev, beam))},
-                    {"infer_latency_greedy": lambda s: ref_decode([s], 1),
-                     f"infer_latency_beam{beam}": lambda s: ref_decode([s], beam)})
-    return Suite(side, ref_side, items, "target tokens/s", lambda: copy_seq2seq(model, reference), model,
-                 nlpseq_inference)
+    return _assemble(task, cfg, model, nlpseq_inference, reference,
+                     lambda b: reference.loss(b.src, b.src_lengths, b.tgt_in, b.tgt_out), ref_batches,
+                     Side(lambda: 0, {"infer_batched_greedy": lambda: len(ref_decode(dev, 1)),
+                                      f"infer_batched_beam{beam}": lambda: len(ref_decode(dev, beam))},
+                          {"infer_latency_greedy": lambda s: ref_decode([s], 1),
+                           f"infer_latency_beam{beam}": lambda s: ref_decode([s], beam)}),
+                     items, copy_seq2seq, "target tokens/s")
 
 
 @torch.no_grad()

@@ -16,11 +16,10 @@ import torch
 from nlpseq.modules.decoder import reorder_state
 
 
-def _finish(tokens: torch.Tensor, weights: list[torch.Tensor | None], lengths: torch.Tensor, ended: torch.Tensor,
+def _finish(tokens: torch.Tensor, attention: torch.Tensor | None, lengths: torch.Tensor, ended: torch.Tensor,
             src_lengths: torch.Tensor) -> tuple[list[list[int]], list[torch.Tensor | None]]:
-    """tokens ``(batch, steps)``, per-step weights ``(batch, src_time)``, lengths with eos, ended with eos."""
+    """tokens ``(batch, steps)``, attention ``(batch, steps, src_time)`` or None, lengths with eos, ended with eos."""
     keep = (lengths - ended.long()).tolist()
-    attention = torch.stack(weights, dim=1) if weights and weights[0] is not None else None
     out_tokens, out_attention = [], []
     for i, n in enumerate(keep):
         out_tokens.append(tokens[i, :n].tolist())
@@ -73,8 +72,8 @@ def greedy_search(model, memory, state, bos_id: int, eos_id: int, max_lengths: t
         ended[at] |= new_end
         finished = finished | new_end | (lengths[at] >= limits)
         taken = t + 1
-    weights = [None] * taken if out_weights is None else list(out_weights[:, :taken].unbind(1))
-    return _finish(out[:, :taken], weights, lengths, ended, src_lengths)
+    return _finish(out[:, :taken], None if out_weights is None else out_weights[:, :taken], lengths, ended,
+                   src_lengths)
 
 
 def gnmt_penalty(lengths: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -140,4 +139,5 @@ def beam_search(model, memory, state, bos_id: int, eos_id: int, beam_size: int, 
     steps.reverse()
     step_weights.reverse()
     steps = torch.stack(steps, dim=1) if steps else torch.zeros(batch, 0, dtype=torch.long, device=device)
-    return _finish(steps, step_weights, chosen_lengths, chosen_ended, memory.mask.sum(1)[::beam_size])
+    attention = torch.stack(step_weights, dim=1) if step_weights and step_weights[0] is not None else None
+    return _finish(steps, attention, chosen_lengths, chosen_ended, memory.mask.sum(1)[::beam_size])

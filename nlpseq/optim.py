@@ -24,19 +24,20 @@ def build_optimizer(model: nn.Module, cfg, device: torch.device, pretrained: boo
     name = cfg.optimizer
     sparse = cfg.get("sparse_embeddings", False)
     sparse = pretrained if sparse == "auto" else bool(sparse)
+    fused = device.type in ("cpu", "cuda")
     if name in ("adam", "adamw"):
-        if sparse and use_sparse_embeddings(model):
-            params = [p for p in model.parameters() if p.requires_grad]
-            return LazyAdam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
-                            decoupled_weight_decay=name == "adamw", fused=device.type in ("cpu", "cuda"))
-        params = [p for p in model.parameters() if p.requires_grad]
+        if sparse and use_sparse_embeddings(model):  # switches modules, so the parameter list comes after
+            return LazyAdam(_trainable(model), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+                            decoupled_weight_decay=name == "adamw", fused=fused)
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        fused = device.type in ("cpu", "cuda")
-        return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas), fused=fused)
+        return cls(_trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas), fused=fused)
     if name == "sgd":
-        params = [p for p in model.parameters() if p.requires_grad]
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(_trainable(model), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ConfigError(f"trainer.optimizer must be adam, adamw or sgd, got {name!r}")
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def use_sparse_embeddings(model: nn.Module, min_rows: int = 1000) -> int:
