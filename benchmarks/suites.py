@@ -20,7 +20,7 @@ from benchmarks.reference_classifier import ReferenceClassifier
 from benchmarks.reference_seq2seq import ReferenceSeq2Seq
 from benchmarks.reference_tagger import ReferenceTagger
 from nlpseq.averaging import WeightAverage
-from nlpseq.data.batching import bucket_batches, pad_characters
+from nlpseq.data.batching import batch_plan, bucket_batches, epoch_generator, pad_characters
 from nlpseq.errors import ConfigError
 from nlpseq.optim import build_optimizer
 from nlpseq.trainer import train_step
@@ -73,13 +73,14 @@ def _simple_groups(lengths: list[int], batch_size: int, seed: int) -> list[list[
     tasks use for epoch 0 these are exactly nlpseq's batches (unless ``trainer.batch_tokens`` is set), so
     both sides train on the same batches in the same order and a window of N steps compares like with like.
     """
-    return bucket_batches(lengths, batch_size, True, torch.Generator().manual_seed(seed * 1000))
+    return bucket_batches(lengths, batch_size, True, epoch_generator(seed, 0))
 
 
 def _nlpseq_step(task, model, cfg: DictConfig, clip: float):
     optimizer = build_optimizer(model, cfg.trainer, torch.device("cpu"), bool(cfg.model.get("pretrained_vectors")))
     average = WeightAverage(model, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None
-    return lambda batch: train_step(task, model, optimizer, batch, clip, average)
+    objective = task.objective(model)
+    return lambda batch: train_step(objective, optimizer, [batch], clip, average)
 
 
 def _assemble(task, cfg: DictConfig, model, nlpseq_inference: Callable[[torch.nn.Module], Side], reference,
@@ -90,7 +91,9 @@ def _assemble(task, cfg: DictConfig, model, nlpseq_inference: Callable[[torch.nn
     the reference's plain step (fused Adam, same clipping) over ``reference_batches``."""
     clip = float(cfg.trainer.clip_norm or "inf")
     ours = nlpseq_inference(model)
-    ours.train_step = _stepper(_nlpseq_step(task, model, cfg, clip), task.train_batches(0), _tokens)
+    plan = batch_plan(task.train_lengths(), int(cfg.trainer.batch_size), int(cfg.seed), 0,
+                      max_tokens=cfg.trainer.get("batch_tokens"))
+    ours.train_step = _stepper(_nlpseq_step(task, model, cfg, clip), [task.collate(b, 0) for b in plan], _tokens)
     optimizer = torch.optim.Adam(reference.parameters(), lr=cfg.trainer.lr, fused=True)
     reference_inference.train_step = _stepper(_reference_step(reference, optimizer, clip, reference_loss),
                                               reference_batches, _tokens)

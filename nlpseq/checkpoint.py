@@ -1,22 +1,33 @@
-"""Checkpoints: one file with weights, resolved config, task state (vocabularies) and metrics.
+"""Checkpoints: one file with weights, resolved config, task state (vocabularies) and train state.
 
 Everything is plain data or tensors, so a checkpoint loads with ``torch.load(path, weights_only=True)``
-and rebuilds the predictor with nothing else. Files are written atomically (temp file + rename).
+and rebuilds the predictor with nothing else. Files are written atomically (temp file + rename) by rank 0.
+
+Format versions: 1 (before the task contract) lacks ``model.architecture`` and ``data.kind`` in its config;
+:func:`migrate` adds them, so every checkpoint ever written loads.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
+from nlpseq.distributed import gather_objects
 from nlpseq.errors import NlpseqError
 from nlpseq.quantize import quantize_dynamic
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
+ARCHITECTURES = {"ner": ("tagger", "tagged"), "sentiment": ("classifier", "labeled"),
+                 "translation": ("seq2seq", "parallel")}  # what a version-1 checkpoint of each task used
 
 
 def save_atomic(payload: dict, path: str | Path) -> None:
@@ -33,6 +44,19 @@ def save_atomic(payload: dict, path: str | Path) -> None:
             os.remove(tmp)
 
 
+def migrate(ckpt: dict) -> dict:
+    """Bring a checkpoint of an older format up to :data:`FORMAT_VERSION` (in place; returns it)."""
+    version = int(ckpt.get("format_version", 1))
+    if version > FORMAT_VERSION:
+        raise NlpseqError(f"checkpoint format {version} is newer than this nlpseq ({FORMAT_VERSION}): upgrade nlpseq")
+    if version < 2 and ckpt.get("task") in ARCHITECTURES:
+        architecture, kind = ARCHITECTURES[ckpt["task"]]
+        ckpt["config"].setdefault("model", {}).setdefault("architecture", architecture)
+        ckpt["config"].setdefault("data", {}).setdefault("kind", kind)
+    ckpt["format_version"] = FORMAT_VERSION
+    return ckpt
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; a clear error if it is missing or not nlpseq's."""
     path = Path(path)
@@ -44,7 +68,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise NlpseqError(f"{path} is not a loadable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ckpt, dict) or "task" not in ckpt or "model" not in ckpt:
         raise NlpseqError(f"{path} is not an nlpseq checkpoint (no 'task' and 'model' entries)")
-    return ckpt
+    return migrate(ckpt)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu", task: str | None = None, quantize: bool = False):
@@ -72,3 +96,74 @@ def load(path: str | Path, device: str | torch.device = "cpu", task: str | None 
     model = task.build_model()
     model.load_state_dict(ckpt["model"])
     return task.predictor(quantize_dynamic(model) if quantize else model.to(device))
+
+
+class TrainingCheckpoint:
+    """``checkpoints/best.pt`` and ``checkpoints/last.pt`` of a run directory, for the trainer.
+
+    ``last.pt`` holds everything an exact resume needs: optimizer, scheduler, weight average, loss scaler and
+    the random generator states of every rank (resuming with the same number of processes is exact).
+    """
+
+    def __init__(self, run_dir: Path, task, cfg, model, optimizer, scheduler, average, precision, runtime):
+        self.run_dir, self.directory = run_dir, run_dir / "checkpoints"
+        self.best_path, self.last_path = self.directory / "best.pt", self.directory / "last.pt"
+        self.task, self.cfg, self.model, self.optimizer = task, cfg, model, optimizer
+        self.scheduler, self.average, self.precision, self.runtime = scheduler, average, precision, runtime
+        if runtime.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _payload(self, state) -> dict:
+        return {"format_version": FORMAT_VERSION, "task": self.task.name,
+                "config": OmegaConf.to_container(self.cfg, resolve=True), "task_state": self.task.state(),
+                "model": self.model.state_dict(), "train_state": asdict(state)}
+
+    def save_best(self, state) -> None:
+        if self.runtime.is_main:
+            save_atomic(self._payload(state), self.best_path)
+
+    def save_last(self, state) -> None:
+        """Called on every rank: the random states are gathered from all of them."""
+        rng = gather_objects(torch.get_rng_state(), self.runtime)
+        cuda = gather_objects(torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, self.runtime)
+        if not self.runtime.is_main:
+            return
+        payload = self._payload(state)
+        payload.update(optimizer=self.optimizer.state_dict(), rng=rng[0], rng_per_rank=rng,
+                       scheduler=self.scheduler.state_dict() if self.scheduler is not None else None,
+                       average=self.average.state_dict() if self.average is not None else None,
+                       scaler=self.precision.state_dict(), world_size=self.runtime.world_size)
+        if cuda[0] is not None:
+            payload.update(cuda_rng=cuda[0], cuda_rng_per_rank=cuda)
+        save_atomic(payload, self.last_path)
+
+    def restore(self) -> dict:
+        """Load ``last.pt`` into the model and training objects; returns the saved train state. Rank 0 drops the
+        ``metrics.jsonl`` lines written after it (a kill between the two writes), so none appears twice."""
+        ckpt = load_checkpoint(self.last_path, map_location=self.runtime.device)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.average is not None and ckpt.get("average") is not None:
+            self.average.load_state_dict(ckpt["average"])
+        self.precision.load_state_dict(ckpt.get("scaler"))
+        rank, states = self.runtime.rank, ckpt.get("rng_per_rank") or [ckpt["rng"]]
+        if len(states) != self.runtime.world_size:
+            log.warning(
+                "%s was written by %d processes, this run has %d: resuming, but not exactly", self.last_path,
+                len(states), self.runtime.world_size)
+        torch.set_rng_state(states[rank % len(states)].cpu())
+        cuda_states = ckpt.get("cuda_rng_per_rank") or ([ckpt["cuda_rng"]] if "cuda_rng" in ckpt else None)
+        if cuda_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states[rank % len(cuda_states)]])
+        if self.runtime.is_main:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", int(ckpt["train_state"]["step"]))
+        return ckpt["train_state"]
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines written after the checkpoint we resume from, so none appears twice."""
+    if path.exists():
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        path.write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= step), encoding="utf-8")

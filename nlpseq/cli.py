@@ -29,12 +29,3 @@ def read_input_lines(path: str) -> list[tuple[str, int, str]]:
         return [("<stdin>", i, line.rstrip("\r\n")) for i, line in enumerate(sys.stdin, start=1)]
     return [(path, i, line) for i, line in read_lines(path)]
 
-
-def task_options(cfg, predictor, keys: tuple[str, ...], task: str = "translation") -> dict:
-    """The settings among ``keys`` that are given (not null), for a ``task`` checkpoint; an error naming both
-    tasks when they are given for a checkpoint of another task (e.g. ``beam=5`` with a NER model)."""
-    options = {k: cfg[k] for k in keys if cfg.get(k) is not None}
-    if options and predictor.task.name != task:
-        raise NlpseqError(f"{cfg.checkpoint} is a {predictor.task.name} model, not a {task} model "
-                          f"({', '.join(k + '=' for k in options)} only apply to {task})")
-    return options

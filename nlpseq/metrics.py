@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from seqeval.metrics import classification_report as seqeval_report
+from seqeval.metrics.sequence_labeling import get_entities
 
 
 def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
@@ -17,6 +18,22 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
                 for k, v in report.items() if not k.endswith("avg")}
     return {"f1": 100 * float(micro["f1-score"]), "precision": 100 * float(micro["precision"]),
             "recall": 100 * float(micro["recall"]), "per_type": per_type}
+
+
+def entity_counts(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    """Entities (seqeval's conlleval rules) that are ``correct``, ``predicted`` and in the ``gold`` standard."""
+    true, pred = set(get_entities(gold)), set(get_entities(predicted))
+    return {"correct": len(true & pred), "predicted": len(pred), "gold": len(true)}
+
+
+def entity_scores_from_counts(counts: dict[str, float]) -> dict[str, float]:
+    """Micro precision / recall / F1 in percent from :func:`entity_counts` (summed over shards): the same
+    arithmetic as seqeval's "micro avg", so the numbers equal :func:`entity_scores` to the last bit."""
+    correct, predicted, gold = (float(counts[k]) for k in ("correct", "predicted", "gold"))
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2.0 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"f1": 100 * f1, "precision": 100 * precision, "recall": 100 * recall}
 
 
 def entity_report(gold: list[list[str]], predicted: list[list[str]]) -> str:
@@ -35,6 +52,11 @@ def classification_scores(gold: Sequence[str], predicted: Sequence[str], labels:
     confusion = [[0] * len(labels) for _ in labels]
     for g, p in zip(gold, predicted):
         confusion[index[g]][index[p]] += 1
+    return scores_from_confusion(confusion, labels)
+
+
+def scores_from_confusion(confusion: list[list[int]], labels: Sequence[str]) -> dict:
+    """:func:`classification_scores` from a confusion matrix (counts add up across processes)."""
     per_class = {}
     for i, label in enumerate(labels):
         tp = confusion[i][i]
@@ -45,7 +67,8 @@ def classification_scores(gold: Sequence[str], predicted: Sequence[str], labels:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
     correct = sum(confusion[i][i] for i in range(len(labels)))
-    return {"accuracy": 100 * correct / max(len(gold), 1),
+    total = sum(sum(row) for row in confusion)
+    return {"accuracy": 100 * correct / max(total, 1),
             "macro_f1": sum(c["f1"] for c in per_class.values()) / max(len(labels), 1),
             "per_class": per_class, "confusion": confusion}
 
@@ -80,6 +103,31 @@ def translation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> 
     c = chrf.corpus_score(list(hypotheses), [list(references)])
     return {"bleu": float(b.score), "chrf": float(c.score), "bleu_text": str(b), "chrf_text": str(c),
             "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
+
+
+def translation_stats(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """sacrebleu's corpus statistics of BLEU and chrF (n-gram matches and totals, lengths), which add up over
+    shards of a corpus: ``{"bleu_0": ..., "chrf_0": ...}``."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    out: dict[str, float] = {}
+    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
+        rows = metric._extract_corpus_statistics(list(hypotheses), [list(references)])
+        width = len(rows[0]) if rows else len(metric._extract_corpus_statistics(["x"], [["x"]])[0])
+        out.update({f"{name}_{i}": float(sum(row[i] for row in rows)) for i in range(width)})
+    return out
+
+
+def translation_scores_from_stats(stats: dict[str, float]) -> dict[str, float]:
+    """Corpus BLEU and chrF from :func:`translation_stats` summed over shards (the same as on the whole)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    out = {}
+    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
+        row = [int(stats[k]) for k in sorted((k for k in stats if k.startswith(name + "_")),
+                                            key=lambda k: int(k.rsplit("_", 1)[1]))]
+        out[name] = float(metric._compute_score_from_stats(row).score)
+    return out
 
 
 def translation_report(scores: dict) -> str:

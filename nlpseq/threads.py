@@ -13,6 +13,8 @@ import time
 
 import torch
 
+from nlpseq.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -56,13 +58,14 @@ def choose_threads(max_threads: int | None = None) -> int:
     return best
 
 
-def set_threads(setting: int | str | None) -> int:
-    """``trainer.num_threads`` / ``num_threads``: ``auto`` measures (:func:`choose_threads`), a number sets it,
-    ``None`` leaves torch's setting. Returns the count in use."""
+def set_threads(setting: int | str | None, max_threads: int | None = None) -> int:
+    """``trainer.num_threads`` / ``num_threads``: ``auto`` measures (:func:`choose_threads`, at most
+    ``max_threads``: the cores per process when several share the machine), a number sets it, ``None`` leaves
+    torch's setting. Returns the count in use."""
     if setting is None:
         return torch.get_num_threads()
-    n = choose_threads() if str(setting) == "auto" else int(setting)
+    n = choose_threads(max_threads) if str(setting) == "auto" else int(setting)
     if n < 1:
-        raise ValueError(f"num_threads must be >= 1 or 'auto', got {setting!r}")
+        raise ConfigError(f"trainer.num_threads must be an integer >= 1 or 'auto', got {setting!r}")
     torch.set_num_threads(n)
     return n

@@ -29,8 +29,8 @@ from benchmarks.suites import Suite, build_suite  # noqa: E402
 from benchmarks.timing import alternate, alternate_steps, latencies, percentile  # noqa: E402
 from nlpseq.checkpoint import load_checkpoint  # noqa: E402
 from nlpseq.cli import exits_cleanly  # noqa: E402
+from nlpseq.runtime import flush_denormals  # noqa: E402
 from nlpseq.threads import set_threads  # noqa: E402
-from nlpseq.trainer import flush_denormals  # noqa: E402
 
 log = logging.getLogger("nlpseq.benchmark")
 

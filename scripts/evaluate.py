@@ -8,6 +8,9 @@ their signatures and writes one detokenized translation per line; ``src=FILE ref
 ``beam=``, ``length_penalty=`` override the checkpoint's decoding and ``attention_plot=N`` draws sentence N's
 attention. ``quantize=true`` scores the model with its recurrent and linear layers dynamically quantized to
 int8 (CPU only: faster, slightly different scores).
+
+Settings beyond the common ones below are options of the checkpoint's task (its predictor's
+``evaluation_options``); giving one to a model of another task is an error naming both.
 """
 
 from __future__ import annotations
@@ -15,30 +18,28 @@ from __future__ import annotations
 import os
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 import nlpseq
-from nlpseq.cli import exits_cleanly, task_options
-from nlpseq.trainer import pick_device
+from nlpseq.cli import exits_cleanly
+from nlpseq.inference import given_options, inference_device
+
+COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quantize")
 
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     quantize = bool(cfg.get("quantize", False))
-    device = pick_device("cpu" if quantize and cfg.device == "auto" else cfg.device)  # int8 kernels: CPU only
-    predictor = nlpseq.load(cfg.checkpoint, device=device, quantize=quantize)
-    task = predictor.task
+    predictor = nlpseq.load(cfg.checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
+    options = given_options(cfg, tuple(k for k in cfg if k not in COMMON), predictor.evaluation_options,
+                            predictor.task.name, cfg.checkpoint)
     root = cfg.data_root or os.environ.get("NLPSEQ_DATA")
-    if root:
-        with open_dict(task.cfg):
-            task.cfg.data.root = root
-    files = task_options(cfg, predictor, ("src", "ref"))  # translation only, as the decoding options
-    decoding = task_options(cfg, predictor, ("beam", "length_penalty", "attention_plot"))
-    examples = task.read_split(cfg.split, cfg.file, **files)
-    source = cfg.file or " / ".join(files.values()) or f"{task.cfg.data.name} {cfg.split}"
+    examples = predictor.read_examples(cfg.split, cfg.file, root, **options)
+    files = [str(options[k]) for k in ("src", "ref") if k in options]
+    source = cfg.file or " / ".join(files) or f"{predictor.task.cfg.data.name} {cfg.split}"
     print(f"{source}: {len(examples)} examples")
-    print(task.report(predictor.model, examples, cfg.output, **decoding))
+    print(predictor.report(examples, cfg.output, **options))
     if cfg.output:
         print(f"predictions written to {cfg.output}")
 

@@ -19,9 +19,11 @@ import hydra
 from omegaconf import DictConfig
 
 import nlpseq
-from nlpseq.cli import exits_cleanly, read_input_lines, task_options
+from nlpseq.cli import exits_cleanly, read_input_lines
 from nlpseq.errors import DataError, NlpseqError
-from nlpseq.trainer import pick_device
+from nlpseq.inference import given_options, inference_device
+
+COMMON = ("checkpoint", "input", "format", "output", "interactive", "device", "quantize")
 
 
 @hydra.main(config_path="../conf", config_name="predict", version_base="1.3")
@@ -30,9 +32,9 @@ def main(cfg: DictConfig) -> None:
     if cfg.format not in ("text", "jsonl"):
         raise NlpseqError(f"format must be text or jsonl, got {cfg.format!r}")
     quantize = bool(cfg.get("quantize", False))
-    device = pick_device("cpu" if quantize and cfg.device == "auto" else cfg.device)  # int8 kernels: CPU only
-    predictor = nlpseq.load(cfg.checkpoint, device=device, quantize=quantize)
-    options = task_options(cfg, predictor, ("beam",))
+    predictor = nlpseq.load(cfg.checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
+    options = given_options(cfg, tuple(k for k in cfg if k not in COMMON), predictor.prediction_options,
+                            predictor.task.name, cfg.checkpoint)
     write = jsonl if cfg.format == "jsonl" else predictor.format_text
     if cfg.interactive:
         if cfg.input != "-":

@@ -15,6 +15,7 @@ from benchmarks.reference_classifier import ReferenceClassifier
 from benchmarks.reference_seq2seq import ReferenceSeq2Seq
 from benchmarks.reference_tagger import ReferenceTagger
 from benchmarks.suites import SUITES
+from nlpseq.data.batching import batch_plan
 from nlpseq.decoding import greedy_search
 from nlpseq.tasks import TASKS
 from tests.conftest import TINY_CLASSIFIER, TINY_MODEL, compose_config
@@ -158,7 +159,7 @@ def test_reference_tagger_computes_the_same_function(ner_config, overrides):
         gold = task.make_batch([s.tokens for s in dev], [s.tags for s in dev])
         ref_gold = suites._padded_chars(task, [s.tokens for s in dev], [s.tags for s in dev])
         torch.testing.assert_close(reference.loss(ref_gold.words, ref_gold.chars, ref_gold.lengths, ref_gold.tags),
-                                   task.loss(model, gold))
+                                   task.objective(model)(gold))
 
 
 @pytest.mark.parametrize("overrides", [("model.pooling=max",), ("model.pooling=mean", "model.cell=gru"),
@@ -179,8 +180,9 @@ def test_reference_classifier_computes_the_same_function(sentiment_config, overr
         theirs = reference(words, torch.tensor([len(i) for i in ids])).softmax(-1)
         torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-5)
         assert ours[:, 0].max() - ours[:, 0].min() > 0.05  # the scores depend on the text
-        batch = task.train_batches(0)[0]
-        torch.testing.assert_close(reference.loss(batch.words, batch.lengths, batch.labels), task.loss(model, batch))
+        batch = task.collate(batch_plan(task.train_lengths(), int(cfg.trainer.batch_size), int(cfg.seed), 0)[0], 0)
+        torch.testing.assert_close(reference.loss(batch.words, batch.lengths, batch.labels),
+                                   task.objective(model)(batch))
 
 
 def translation_task(root: Path, *overrides: str):
@@ -226,9 +228,9 @@ def test_reference_seq2seq_computes_the_same_function(tiny_parallel):
                     theirs += reference.beam(one.src, one.src_lengths, bos, eos, limit(source), beam, alpha)
             assert theirs == task.decode(model, sources, beam, alpha)[0], f"beam {beam}"
 
-        gold = task._batch(*zip(*task._train[:16]))
+        gold = task.collate(list(range(16)), 0)  # label smoothing and teacher forcing as in training
         torch.testing.assert_close(reference.loss(gold.src, gold.src_lengths, gold.tgt_in, gold.tgt_out),
-                                   task.loss(model, gold))
+                                   task.objective(model)(gold))
 
 
 @pytest.mark.parametrize("name", ["ner", "sentiment"])

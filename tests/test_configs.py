@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from nlpseq.data.datasets import MANIFEST
 from nlpseq.models.classifier import build_classifier
+from nlpseq.models.seq2seq import build_seq2seq
 from nlpseq.models.tagger import build_tagger
+from nlpseq.optim import build_optimizer, build_scheduler
+from nlpseq.schema import TASK_INPUTS, validate
 from tests.conftest import CONF, compose_config
+
+TASK_OF = {inputs: task for task, inputs in TASK_INPUTS.items()}  # (architecture, kind) -> task
 
 
 def options(group: str) -> list[str]:
@@ -20,9 +27,92 @@ def options(group: str) -> list[str]:
 @pytest.mark.parametrize("group", ["task", "model", "data", "trainer", "experiment"])
 def test_every_option_of_every_group_composes(group):
     for option in options(group):
-        task = "task=sentiment" if group == "experiment" else "task=ner"
-        cfg = compose_config([task, f"{group}={option}"])
+        overrides = [f"{group}={option}"] if group == "experiment" else ["task=ner", f"{group}={option}"]
+        cfg = compose_config(overrides)  # an experiment names its own task
         assert OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+def build_model(model_cfg):
+    """The model ``model_cfg.architecture`` names, with tiny vocabularies."""
+    if model_cfg.architecture == "tagger":
+        return build_tagger(model_cfg, 50, 20, ["O", "B-PER", "I-PER"])
+    if model_cfg.architecture == "classifier":
+        return build_classifier(model_cfg, 30, 2, num_chars=20)
+    return build_seq2seq(model_cfg, 40, 30, pad_id=0)
+
+
+def matching_task(group: str, option: str) -> str:
+    """The task a model or data preset is for, from what it declares (``model.architecture``, ``data.kind``)."""
+    cfg = compose_config([f"{group}={option}"])
+    declared = cfg.model.architecture if group == "model" else cfg.data.kind
+    return next(task for task, inputs in TASK_INPUTS.items() if declared in inputs)
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_preset_instantiates(option):
+    cfg = compose_config([f"task={matching_task('model', option)}", f"model={option}"])
+    validate(cfg)
+    model = build_model(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_every_data_preset_names_a_known_corpus(option):
+    cfg = compose_config([f"task={matching_task('data', option)}", f"data={option}"])
+    validate(cfg)
+    files = MANIFEST[cfg.data.name]["files"]
+    for split in ("train", "dev", "test"):
+        name = cfg.data[split]
+        if name is not None:
+            names = [f"{name}.{cfg.data[side]}" for side in ("src_lang", "tgt_lang")] if cfg.data.kind == "parallel" \
+                else [name]
+            assert set(names) <= set(files), (option, split, names)
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+@pytest.mark.parametrize("task", options("task"))
+def test_every_trainer_preset_instantiates_for_every_task(task, option):
+    cfg = compose_config([f"task={task}", f"trainer={option}"])
+    validate(cfg)
+    model = build_model(cfg.model)
+    optimizer = build_optimizer(model, cfg.trainer, torch.device("cpu"))
+    scheduler, _ = build_scheduler(optimizer, cfg.trainer, 100)
+    assert optimizer.defaults["lr"] == cfg.trainer.lr and (scheduler is None) == (cfg.trainer.scheduler == "none")
+
+
+@pytest.mark.parametrize("option", options("task") + [f"experiment={e}" for e in options("experiment")])
+def test_task_and_experiment_presets_instantiate(option):
+    cfg = compose_config([option if "=" in option else f"task={option}"])
+    validate(cfg)
+    assert TASK_OF[cfg.model.architecture, cfg.data.kind] == cfg.task.name
+    build_model(cfg.model)
+
+
+@pytest.mark.parametrize("overrides", [["task=ner"], ["task=sentiment"], ["task=translation"],
+                                       ["experiment=imdb"], ["experiment=sst2_glove"],
+                                       ["task=sentiment", "experiment=imdb"], ["task=sentiment", "data=imdb"]])
+def test_trainer_debug_is_tiny_for_every_task(overrides):
+    """``trainer=debug`` on the command line wins over the task's and the experiment's trainer settings."""
+    tc = compose_config([*overrides, "trainer=debug"]).trainer
+    assert tc.max_steps <= 20 and tc.batch_size <= 8 and tc.patience is None and tc.max_epochs == 1
+    assert tc.eval_batch_size <= 64 and tc.ema_decay is None and not tc.progress_bar
+
+
+def test_task_trainer_settings_are_a_trainer_preset():
+    """Each task selects its trainer preset; command-line trainer keys still win over it."""
+    tc = compose_config(["task=translation"]).trainer
+    assert (tc.batch_size, tc.patience, tc.max_minutes, tc.clip_norm) == (64, 5, 50, 1.0)
+    assert compose_config(["task=translation", "trainer.batch_size=16"]).trainer.batch_size == 16
+    assert compose_config(["task=ner"]).trainer.patience == 10
+    assert compose_config(["task=sentiment"]).trainer.eval_batch_tokens == 1500
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiment_alone_composes_as_its_task(experiment):
+    alone = compose_config([f"experiment={experiment}"])
+    assert alone.task.name == "sentiment" and alone.model.architecture == "classifier"
+    assert alone == compose_config(["task=sentiment", f"experiment={experiment}"])
+    assert alone.trainer.ema_decay == 0.999 and alone.model.pretrained_vectors
 
 
 @pytest.mark.parametrize("name", ["evaluate", "predict"])

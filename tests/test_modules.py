@@ -7,9 +7,10 @@ import gzip
 import pytest
 import torch
 
+from nlpseq.data.vectors import match_vectors, read_vectors
 from nlpseq.errors import DataError
 from nlpseq.modules.dropout import SequenceDropout
-from nlpseq.modules.embeddings import CharCNN, CharLSTM, TokenEmbedder, match_vectors, read_vectors
+from nlpseq.modules.embeddings import CharCNN, CharLSTM, TokenEmbedder
 from nlpseq.modules.encoders import RecurrentEncoder, reverse_indices
 
 

@@ -14,6 +14,7 @@ import torch
 import nlpseq
 from nlpseq.errors import NlpseqError, TrainingDiverged
 from nlpseq.tasks import TASKS
+from nlpseq.tasks.common import Objective
 from nlpseq.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,17 +51,31 @@ def test_learns_the_tiny_corpus(ner_config, tmp_path):
     assert result["best_score"] > 80.0  # the made-up corpus is easy; a broken model stays near 0
 
 
+def patch_loss(task, change):
+    """Make the task's objective return ``change(n, loss)`` for its n-th loss (1-based)."""
+    make, calls = task.objective, {"n": 0}
+
+    def objective(model):
+        inner = make(model)
+
+        def loss(model_, batch):
+            calls["n"] += 1
+            return change(calls["n"], inner.loss(model_, batch))
+
+        return Objective(model, loss)
+
+    task.objective = objective
+
+
 def kill_at(task, step: int):
-    """Make ``task.loss`` raise at the given (1-based) step, as if the process were killed there."""
-    original, calls = task.loss, {"n": 0}
+    """Make the task's loss raise at the given (1-based) step, as if the process were killed there."""
 
-    def loss(model, batch):
-        calls["n"] += 1
-        if calls["n"] == step:
+    def change(n, loss):
+        if n == step:
             raise KeyboardInterrupt
-        return original(model, batch)
+        return loss
 
-    task.loss = loss
+    patch_loss(task, change)
 
 
 def test_kill_and_resume_reaches_the_same_state(ner_config, tmp_path):
@@ -88,14 +103,7 @@ def test_kill_and_resume_reaches_the_same_state(ner_config, tmp_path):
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(ner_config, tmp_path):
     cfg = ner_config("trainer.max_steps=40", "trainer.eval_every_steps=5")
     task = TASKS["ner"].from_config(cfg)
-    original, calls = task.loss, {"n": 0}
-
-    def loss(model, batch):
-        calls["n"] += 1
-        value = original(model, batch)
-        return value * math.nan if calls["n"] == 8 else value
-
-    task.loss = loss
+    patch_loss(task, lambda n, loss: loss * math.nan if n == 8 else loss)
     with pytest.raises(TrainingDiverged, match="loss is nan at epoch 1, step 8"):
         train(task, cfg, tmp_path)
     assert torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)["train_state"]["step"] == 5

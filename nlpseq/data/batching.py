@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -96,3 +97,44 @@ def distinct_characters(words: Sequence[Sequence[Sequence[int]]], pad: int = 0) 
     index = [[rows.setdefault(tuple(w), len(rows)) for w in s] for s in words]
     ids = pad_sequences(list(rows) or [[pad]], pad)
     return CharBatch(ids, pad_sequences(index, 0))
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that shuffles epoch ``epoch`` (0-based): the same on every rank and after a resume."""
+    return torch.Generator().manual_seed(int(seed) * 1000 + int(epoch))
+
+
+def batch_plan(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+               max_tokens: int | None = None) -> list[list[int]]:
+    """Rank ``rank``'s batches of example indices for ``epoch``.
+
+    Every rank builds the same shuffled, length-bucketed list (:func:`bucket_batches` with
+    :func:`epoch_generator`) and keeps every ``world_size``-th example of each batch, starting at ``rank``: a
+    batch's examples are sorted by length, so the shares are balanced, and every rank takes one step per
+    batch: ``trainer.batch_size`` stays the global batch whatever the process count. Batches with fewer
+    examples than ranks (a pool's remainder) are left out when ``world_size > 1``. With one process this is
+    exactly ``bucket_batches``.
+    """
+    batches = bucket_batches(lengths, batch_size, True, epoch_generator(seed, epoch), max_tokens=max_tokens)
+    if world_size == 1:
+        return batches
+    return [b[rank::world_size] for b in batches if len(b) >= world_size]
+
+
+def move_batch(batch, device: torch.device, pin_memory: bool = False):
+    """A copy of the dataclass ``batch`` with its tensors (and :class:`CharBatch` es) on ``device``.
+
+    Fields named in the batch's ``host_fields`` (lengths, which the recurrent encoder reads on the host) stay
+    where they are. ``pin_memory`` pins host tensors first, so the copy to a GPU overlaps computation.
+    """
+    keep = getattr(batch, "host_fields", ())
+    moved = {}
+    for field in dataclasses.fields(batch):
+        value = getattr(batch, field.name)
+        if field.name not in keep and isinstance(value, (torch.Tensor, CharBatch)):
+            if pin_memory:
+                value = value.pin_memory() if isinstance(value, torch.Tensor) else CharBatch(
+                    *(t.pin_memory() for t in value))
+            value = value.to(device, non_blocking=True)
+        moved[field.name] = value
+    return dataclasses.replace(batch, **moved)

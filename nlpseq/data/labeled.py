@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 
 from nlpseq.data.io import read_lines
-from nlpseq.errors import DataError
+from nlpseq.errors import ConfigError, DataError
 
 HTML_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
@@ -89,9 +89,15 @@ READERS = {"label_first": read_label_first, "jsonl": read_jsonl}
 
 
 def split_off(examples: list[LabeledText], size: int, seed: int) -> tuple[list[LabeledText], list[LabeledText]]:
-    """Hold out ``size`` examples chosen with ``seed``: ``(rest, held_out)``, each in file order."""
-    if not 0 < size < len(examples):
-        raise ValueError(f"cannot hold out {size} of {len(examples)} examples")
+    """Hold out ``size`` examples chosen with ``seed``: ``(rest, held_out)``, each in file order.
+
+    ``size`` is ``data.dev_size``: a :class:`ConfigError` names it unless ``0 < size < len(examples)``.
+    """
+    if size >= len(examples):
+        raise ConfigError(f"data.dev_size={size} but the training file has only {len(examples)} examples; set "
+                          f"data.dev_size below {len(examples)} (the rest is trained on) or give a dev file (data.dev)")
+    if size <= 0:
+        raise ConfigError(f"data.dev_size must be an integer >= 1, got {size}")
     chosen = set(torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed))[:size].tolist())
     rest = [e for i, e in enumerate(examples) if i not in chosen]
     return rest, [e for i, e in enumerate(examples) if i in chosen]

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from nlpseq.data.batching import CharBatch
-from nlpseq.data.io import read_lines
-from nlpseq.data.tokenize import zero_digits
-from nlpseq.errors import DataError
 from nlpseq.modules.encoders import RecurrentEncoder, lengths_to_mask
 
 
@@ -157,46 +153,3 @@ def _keep_rows(grad: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return torch.sparse_coo_tensor(grad._indices(), grad._values() * keep[rows], grad.shape, check_invariants=False,
                                    is_coalesced=True)
 
-
-def read_vectors(path: str | Path, wanted: set[str]) -> tuple[dict[str, list[float]], int]:
-    """Read a GloVe / word2vec text file (plain or ``.gz``), keeping only the ``wanted`` words.
-
-    A word2vec header line (``count dim``) is skipped. Returns ``({word: vector}, dim)``.
-    """
-    vectors: dict[str, list[float]] = {}
-    dim = None
-    for number, line in read_lines(path):
-        word, _, rest = line.rstrip().partition(" ")
-        if number == 1 and rest.isdigit():
-            continue  # word2vec header
-        if dim is None:
-            dim = len(rest.split())
-            if dim == 0:
-                raise DataError(str(path), number, "expected 'word v1 v2 ...' (GloVe / word2vec text format)")
-        if word in wanted and word not in vectors:
-            values = rest.split()
-            if len(values) != dim:
-                raise DataError(str(path), number, f"expected {dim} values after the word, got {len(values)}")
-            vectors[word] = [float(v) for v in values]
-    if dim is None:
-        raise DataError(str(path), None, "is empty; expected 'word v1 v2 ...' lines")
-    return vectors, dim
-
-
-def match_vectors(vocab_itos: list[str], vectors: dict[str, list[float]], dim: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows for each vocabulary word: exact, lowercased, or with digits as 0. Returns (weights, found)."""
-    weights = torch.zeros(len(vocab_itos), dim)
-    found = torch.zeros(len(vocab_itos), dtype=torch.bool)
-    for i, word in enumerate(vocab_itos):
-        for key in vector_keys(word):
-            if key in vectors:
-                weights[i] = torch.tensor(vectors[key])
-                found[i] = True
-                break
-    return weights, found
-
-
-def vector_keys(word: str) -> tuple[str, ...]:
-    """The keys :func:`match_vectors` tries for ``word``, for selecting what :func:`read_vectors` keeps."""
-    return word, word.lower(), zero_digits(word.lower())

@@ -1,8 +1,7 @@
-"""Tasks wire data, model, loss, metric and prediction for one problem. The trainer needs only:
-
-``from_config(cfg)``, ``from_state(cfg, state)``, ``state()``, ``build_model()``, ``train_batches(epoch)``,
-``loss(model, batch)``, ``validate(model) -> {metric: value}``, ``metric`` (higher is better unless it is
-``"loss"``) and ``predictor(model)``.
+"""Tasks wire data, model, loss, metric and prediction for one problem, through the contract written in
+:mod:`nlpseq.contract`: each class implements ``TrainingTask`` (plus ``from_config(cfg)`` and
+``from_state(cfg, state)``) and its ``predictor(model)`` returns a ``Predictor``. A new task adds its module here
+and its config presets; the trainer and the scripts stay as they are.
 """
 
 from nlpseq.tasks.ner import NerTask

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from omegaconf import DictConfig, open_dict
+from torch import nn
 
 from nlpseq.data.datasets import resolve_path
+from nlpseq.data.vectors import match_vectors, read_vectors, vector_keys
 from nlpseq.data.vocab import Vocabulary
-from nlpseq.modules.embeddings import match_vectors, read_vectors, vector_keys
 
 log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+
+
+class Objective(nn.Module):
+    """The training objective the trainer drives (and ``DistributedDataParallel`` wraps): ``forward(batch)`` is
+    the task's ``loss(model, batch)``, a scalar."""
+
+    def __init__(self, model: nn.Module, loss: Callable[[nn.Module, object], torch.Tensor]):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.loss(self.model, batch)
 
 
 def pretrained_rows(cfg: DictConfig, words: Vocabulary, all_words: Iterable[str]

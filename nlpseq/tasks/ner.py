@@ -10,15 +10,16 @@ import torch
 from omegaconf import DictConfig
 from seqeval.metrics.sequence_labeling import get_entities
 
-from nlpseq.data.batching import CharBatch, bucket_batches, distinct_characters, pad_sequences
+from nlpseq.data.batching import CharBatch, bucket_batches, distinct_characters, move_batch, pad_sequences
 from nlpseq.data.conll import TaggedSentence, read_conll, write_conll
 from nlpseq.data.datasets import corpus_dir
 from nlpseq.data.tokenize import tokenize_with_offsets, word_normaliser
 from nlpseq.data.vocab import Vocabulary
-from nlpseq.errors import NlpseqError
-from nlpseq.metrics import entity_report, entity_scores
+from nlpseq.errors import NlpseqError, check_choice
+from nlpseq.inference import evaluating
+from nlpseq.metrics import entity_counts, entity_report, entity_scores, entity_scores_from_counts
 from nlpseq.models.tagger import SequenceTagger, build_tagger
-from nlpseq.tasks.common import pretrained_rows
+from nlpseq.tasks.common import SPLITS, Objective, pretrained_rows
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +28,17 @@ log = logging.getLogger(__name__)
 class TaggingBatch:
     words: torch.Tensor  # (batch, time)
     chars: CharBatch  # the batch's distinct words' characters and each token's row
-    lengths: torch.Tensor  # (batch,)
+    lengths: torch.Tensor  # (batch,), kept on the host
     tags: torch.Tensor | None  # (batch, time)
+    host_fields = ("lengths",)
 
     @property
     def num_tokens(self) -> int:
         return int(self.lengths.sum())
 
-    def to(self, device: torch.device) -> TaggingBatch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return TaggingBatch(move(self.words), move(self.chars), self.lengths, move(self.tags))
+
+def tagging_loss(model: SequenceTagger, batch: TaggingBatch) -> torch.Tensor:
+    return model.loss(batch.words, batch.chars, batch.lengths, batch.tags)
 
 
 class NerTask:
@@ -44,6 +46,7 @@ class NerTask:
 
     name = "ner"
     metric = "f1"
+    higher_is_better = True
 
     def __init__(self, cfg: DictConfig, words: Vocabulary, chars: Vocabulary, labels: Vocabulary):
         self.cfg, self.words, self.chars, self.labels = cfg, words, chars, labels
@@ -103,37 +106,27 @@ class NerTask:
         tag_ids = None if tags is None else pad_sequences([self.labels.encode(t) for t in tags], 0)
         return TaggingBatch(words, chars, lengths, tag_ids)
 
-    def batches(self, sentences: list[TaggedSentence], batch_size: int, shuffle: bool,
-                generator: torch.Generator | None = None, with_tags: bool = True) -> list[TaggingBatch]:
-        groups = bucket_batches([len(s.tokens) for s in sentences], batch_size, shuffle, generator,
-                                max_tokens=self.cfg.trainer.get("batch_tokens") if shuffle else None)
-        return [self.make_batch([sentences[i].tokens for i in g],
-                                [sentences[i].tags for i in g] if with_tags else None) for g in groups]
+    def train_lengths(self) -> list[int]:
+        return [len(s.tokens) for s in self.splits["train"]]
 
-    def train_batches(self, epoch: int) -> list[TaggingBatch]:
-        generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
-        return self.batches(self.splits["train"], self.cfg.trainer.batch_size, True, generator)
+    def collate(self, indices: list[int], epoch: int) -> TaggingBatch:
+        sentences = [self.splits["train"][i] for i in indices]
+        return self.make_batch([s.tokens for s in sentences], [s.tags for s in sentences])
 
-    # ----- loss, evaluation, prediction ---------------------------------------------------------
-    def loss(self, model: SequenceTagger, batch: TaggingBatch) -> torch.Tensor:
-        return model.loss(batch.words, batch.chars, batch.lengths, batch.tags)
+    def objective(self, model: SequenceTagger) -> Objective:
+        return Objective(model, tagging_loss)
 
-    @torch.inference_mode()
+    # ----- evaluation, prediction ---------------------------------------------------------------
     def predict_tags(self, model: SequenceTagger, sentences: list[list[str]]) -> list[list[str]]:
         """Tag tokenized sentences; returns tag strings in the input order."""
-        device = next(model.parameters()).device
-        was_training = model.training
-        if was_training:  # walking the modules costs a tenth of a one-sentence call
-            model.eval()
         out: list[list[str] | None] = [None] * len(sentences)
         order = bucket_batches([len(s) for s in sentences], int(self.cfg.trainer.eval_batch_size), False,
                                max_tokens=self.cfg.trainer.get("eval_batch_tokens"))
-        for group in order:
-            batch = self.make_batch([sentences[i] for i in group]).to(device)
-            for i, ids in zip(group, model.decode(batch.words, batch.chars, batch.lengths)):
-                out[i] = self.labels.decode(ids)
-        if was_training:
-            model.train()
+        with evaluating(model) as device:
+            for group in order:
+                batch = move_batch(self.make_batch([sentences[i] for i in group]), device)
+                for i, ids in zip(group, model.decode(batch.words, batch.chars, batch.lengths)):
+                    out[i] = self.labels.decode(ids)
         return out
 
     def evaluate(self, model: SequenceTagger, sentences: list[TaggedSentence]) -> tuple[dict, list[list[str]]]:
@@ -141,9 +134,12 @@ class NerTask:
         predicted = self.predict_tags(model, [s.tokens for s in sentences])
         return entity_scores([s.tags for s in sentences], predicted), predicted
 
-    def validate(self, model: SequenceTagger) -> dict:
-        scores, _ = self.evaluate(model, self.splits["dev"])
-        return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"]}
+    def validation_stats(self, model: SequenceTagger, rank: int = 0, world_size: int = 1) -> dict[str, float]:
+        dev = self.splits["dev"][rank::world_size]
+        return entity_counts([s.tags for s in dev], self.predict_tags(model, [s.tokens for s in dev]))
+
+    def scores(self, stats: dict[str, float]) -> dict[str, float]:
+        return entity_scores_from_counts(stats)
 
     def report(self, model: SequenceTagger, sentences: list[TaggedSentence], output: str | None = None) -> str:
         """seqeval's per-type report; with ``output``, writes ``token gold predicted`` lines (conlleval)."""
@@ -154,21 +150,30 @@ class NerTask:
         return entity_report(gold, predicted) + (
             f"\nentity F1 {scores['f1']:.2f} (precision {scores['precision']:.2f}, recall {scores['recall']:.2f})")
 
-    def read_split(self, split: str | None = None, file: str | None = None) -> list[TaggedSentence]:
-        """A named split of the configured corpus, or any CoNLL file."""
+    def read_split(self, split: str | None = None, file: str | None = None, data_root: str | None = None
+                   ) -> list[TaggedSentence]:
+        """A named split of the configured corpus (under ``data_root`` when given), or any CoNLL file."""
         if file:
             return read_conll(file, self.cfg.data.scheme)
-        if split not in ("train", "dev", "test"):
-            raise NlpseqError(f"split must be train, dev or test, got {split!r}")
-        folder = corpus_dir(self.cfg.data.name, self.cfg.data.root, self.cfg.data.download)
+        check_choice("split", split, SPLITS)
+        folder = corpus_dir(self.cfg.data.name, data_root or self.cfg.data.root, self.cfg.data.download)
         return read_conll(folder / self.cfg.data[split], self.cfg.data.scheme)
 
 
 class EntityTagger:
     """Inference from a checkpoint: ``nlpseq.load(path).predict(["EU rejects German call ."])``."""
 
+    prediction_options: tuple[str, ...] = ()
+    evaluation_options: tuple[str, ...] = ()
+
     def __init__(self, task: NerTask, model: SequenceTagger):
         self.task, self.model = task, model.eval()
+
+    def read_examples(self, split: str | None, file: str | None, data_root: str | None) -> list[TaggedSentence]:
+        return self.task.read_split(split, file, data_root)
+
+    def report(self, examples: list[TaggedSentence], output: str | None) -> str:
+        return self.task.report(self.model, examples, output)
 
     def predict(self, texts: list[str]) -> list[dict]:
         """Each text -> ``{"text", "tokens", "tags", "entities": [{"type", "start", "end", "text"}]}``.

@@ -10,15 +10,16 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from nlpseq.data.batching import CharBatch, bucket_batches, distinct_characters, pad_sequences
+from nlpseq.data.batching import CharBatch, bucket_batches, distinct_characters, move_batch, pad_sequences
 from nlpseq.data.datasets import corpus_dir
 from nlpseq.data.labeled import READERS, LabeledText, split_off
 from nlpseq.data.tokenizers import TextTokenizer, truncate
 from nlpseq.data.vocab import Vocabulary
 from nlpseq.errors import ConfigError, NlpseqError, check_choice
-from nlpseq.metrics import classification_report, classification_scores
+from nlpseq.inference import evaluating
+from nlpseq.metrics import classification_report, classification_scores, scores_from_confusion
 from nlpseq.models.classifier import TextClassifier, build_classifier
-from nlpseq.tasks.common import pretrained_rows
+from nlpseq.tasks.common import SPLITS, Objective, pretrained_rows
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,19 @@ log = logging.getLogger(__name__)
 @dataclass
 class ClassificationBatch:
     words: torch.Tensor  # (batch, time)
-    lengths: torch.Tensor  # (batch,)
+    lengths: torch.Tensor  # (batch,), kept on the host
     chars: CharBatch | None  # distinct words' characters, only for a model with character features
     labels: torch.Tensor | None  # (batch,)
+    label_smoothing: float = 0.0
+    host_fields = ("lengths",)
 
     @property
     def num_tokens(self) -> int:
         return int(self.lengths.sum())
 
-    def to(self, device: torch.device) -> ClassificationBatch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return ClassificationBatch(move(self.words), self.lengths, move(self.chars), move(self.labels))
+
+def classification_loss(model: TextClassifier, batch: ClassificationBatch) -> torch.Tensor:
+    return model.loss(batch.words, batch.lengths, batch.chars, batch.labels, batch.label_smoothing)
 
 
 class SentimentTask:
@@ -44,6 +47,7 @@ class SentimentTask:
 
     name = "sentiment"
     metric = "accuracy"
+    higher_is_better = True
 
     def __init__(self, cfg: DictConfig, tokenizer: TextTokenizer, words: Vocabulary, chars: Vocabulary,
                  labels: Vocabulary):
@@ -106,11 +110,16 @@ class SentimentTask:
         """The model's tokens for ``text``: tokenized, then truncated to ``data.max_tokens``."""
         return truncate(self.tokenizer(text), self.cfg.data.max_tokens, self.cfg.data.truncate)
 
-    def train_batches(self, epoch: int) -> list[ClassificationBatch]:
-        generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
-        groups = bucket_batches([len(ids) for _, ids, _ in self._train], self.cfg.trainer.batch_size, True,
-                                generator, max_tokens=self.cfg.trainer.get("batch_tokens"))
-        return [self._batch(*zip(*(self._train[i] for i in g))) for g in groups]
+    def train_lengths(self) -> list[int]:
+        return [len(ids) for _, ids, _ in self._train]
+
+    def collate(self, indices: list[int], epoch: int) -> ClassificationBatch:
+        batch = self._batch(*zip(*(self._train[i] for i in indices)))
+        batch.label_smoothing = float(self.cfg.model.label_smoothing)
+        return batch
+
+    def objective(self, model: TextClassifier) -> Objective:
+        return Objective(model, classification_loss)
 
     def _batch(self, tokens: list[list[str]], ids: list[list[int]], labels: list[int] | None = None
                ) -> ClassificationBatch:
@@ -121,26 +130,17 @@ class SentimentTask:
                                    torch.tensor([len(s) for s in ids], dtype=torch.long), chars,
                                    None if labels is None else torch.tensor(labels, dtype=torch.long))
 
-    # ----- loss, evaluation, prediction ---------------------------------------------------------
-    def loss(self, model: TextClassifier, batch: ClassificationBatch) -> torch.Tensor:
-        return model.loss(batch.words, batch.lengths, batch.chars, batch.labels, float(self.cfg.model.label_smoothing))
-
-    @torch.inference_mode()
+    # ----- evaluation, prediction ---------------------------------------------------------------
     def probabilities(self, model: TextClassifier, texts: list[str]) -> torch.Tensor:
         """Class probabilities ``(len(texts), classes)`` in the input order."""
-        device = next(model.parameters()).device
-        was_training = model.training
-        if was_training:  # walking the modules costs a tenth of a one-sentence call
-            model.eval()
         tokens = [self.tokens(t) or [self.words.unk] for t in texts]
         ids = [self.words.encode(toks) for toks in tokens]
         out = torch.zeros(len(texts), len(self.labels))
-        for group in bucket_batches([len(s) for s in ids], int(self.cfg.trainer.eval_batch_size), False,
-                                    max_tokens=self.cfg.trainer.get("eval_batch_tokens")):
-            batch = self._batch([tokens[i] for i in group], [ids[i] for i in group]).to(device)
-            out[group] = model(batch.words, batch.lengths, batch.chars).softmax(-1).float().cpu()
-        if was_training:
-            model.train()
+        with evaluating(model) as device:
+            for group in bucket_batches([len(s) for s in ids], int(self.cfg.trainer.eval_batch_size), False,
+                                        max_tokens=self.cfg.trainer.get("eval_batch_tokens")):
+                batch = move_batch(self._batch([tokens[i] for i in group], [ids[i] for i in group]), device)
+                out[group] = model(batch.words, batch.lengths, batch.chars).softmax(-1).float().cpu()
         return out
 
     def evaluate(self, model: TextClassifier, examples: list[LabeledText]) -> tuple[dict, list[str]]:
@@ -148,8 +148,20 @@ class SentimentTask:
         predicted = self.labels.decode(self.probabilities(model, [e.text for e in examples]).argmax(-1).tolist())
         return classification_scores([e.label for e in examples], predicted, self.labels.itos), predicted
 
-    def validate(self, model: TextClassifier) -> dict:
-        scores, _ = self.evaluate(model, self.splits["dev"])
+    def validation_stats(self, model: TextClassifier, rank: int = 0, world_size: int = 1) -> dict[str, float]:
+        """The dev confusion matrix as ``{"gold_i_predicted_j": count}``."""
+        dev = self.splits["dev"][rank::world_size]
+        predicted = self.probabilities(model, [e.text for e in dev]).argmax(-1).tolist()
+        n = len(self.labels)
+        counts = {f"gold_{i}_predicted_{j}": 0.0 for i in range(n) for j in range(n)}
+        for example, p in zip(dev, predicted):
+            counts[f"gold_{self.labels.stoi[example.label]}_predicted_{p}"] += 1
+        return counts
+
+    def scores(self, stats: dict[str, float]) -> dict[str, float]:
+        n = len(self.labels)
+        confusion = [[int(stats[f"gold_{i}_predicted_{j}"]) for j in range(n)] for i in range(n)]
+        scores = scores_from_confusion(confusion, self.labels.itos)
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
     def report(self, model: TextClassifier, examples: list[LabeledText], output: str | None = None) -> str:
@@ -166,20 +178,20 @@ class SentimentTask:
             text += f"\nconfusion matrix drawn in {png}"
         return text
 
-    def read_split(self, split: str | None = None, file: str | None = None) -> list[LabeledText]:
-        """A named split of the configured corpus, or any file in its format."""
+    def read_split(self, split: str | None = None, file: str | None = None, data_root: str | None = None
+                   ) -> list[LabeledText]:
+        """A named split of the configured corpus (under ``data_root`` when given), or any file in its format."""
         if file:
             return READERS[self.cfg.data.format](file, [str(label) for label in self.cfg.data.labels])
-        if split not in ("train", "dev", "test"):
-            raise NlpseqError(f"split must be train, dev or test, got {split!r}")
-        return read_corpus(self.cfg.data)[split]
+        check_choice("split", split, SPLITS)
+        return read_corpus(self.cfg.data, data_root)[split]
 
 
-def read_corpus(data: DictConfig) -> dict[str, list[LabeledText]]:
-    """train/dev/test of ``data``; without a dev file, ``data.dev_size`` examples of train chosen with
-    ``data.dev_seed`` are held out as dev (the same ones every time)."""
+def read_corpus(data: DictConfig, root: str | None = None) -> dict[str, list[LabeledText]]:
+    """train/dev/test of ``data`` (under ``root``, default ``data.root``); without a dev file, ``data.dev_size``
+    examples of train chosen with ``data.dev_seed`` are held out as dev (the same ones every time)."""
     check_choice("data.format", data.format, READERS)
-    folder = corpus_dir(data.name, data.root, data.download)
+    folder = corpus_dir(data.name, root or data.root, data.download)
     labels = [str(label) for label in data.labels]
     read = READERS[data.format]
     splits = {split: read(folder / data[split], labels) for split in ("train", "test")}
@@ -195,8 +207,17 @@ def read_corpus(data: DictConfig) -> dict[str, list[LabeledText]]:
 class SentimentClassifier:
     """Inference from a checkpoint: ``nlpseq.load(path).predict(["a gorgeous, witty, seductive movie ."])``."""
 
+    prediction_options: tuple[str, ...] = ()
+    evaluation_options: tuple[str, ...] = ()
+
     def __init__(self, task: SentimentTask, model: TextClassifier):
         self.task, self.model = task, model.eval()
+
+    def read_examples(self, split: str | None, file: str | None, data_root: str | None) -> list[LabeledText]:
+        return self.task.read_split(split, file, data_root)
+
+    def report(self, examples: list[LabeledText], output: str | None) -> str:
+        return self.task.report(self.model, examples, output)
 
     def predict(self, texts: list[str]) -> list[dict]:
         """Each text -> ``{"text", "label", "probabilities": {label: p}}`` (labels by their ``data.label_names``)."""

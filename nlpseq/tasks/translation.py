@@ -10,14 +10,16 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from nlpseq.data.batching import bucket_batches, pad_sequences
+from nlpseq.data.batching import bucket_batches, move_batch, pad_sequences
 from nlpseq.data.datasets import corpus_dir
 from nlpseq.data.parallel import ParallelPair, read_parallel
 from nlpseq.data.subwords import SubwordCodec, codecs_from_state, codecs_state, train_codecs
 from nlpseq.decoding import beam_search, greedy_search
-from nlpseq.errors import NlpseqError, check_choice
-from nlpseq.metrics import translation_report, translation_scores
+from nlpseq.errors import ConfigError, NlpseqError, check_choice
+from nlpseq.inference import evaluating
+from nlpseq.metrics import translation_report, translation_scores, translation_scores_from_stats, translation_stats
 from nlpseq.models.seq2seq import Seq2Seq, build_seq2seq
+from nlpseq.tasks.common import SPLITS, Objective
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +34,13 @@ class TranslationBatch:
     tgt_out: torch.Tensor | None  # (batch, tgt_time): target pieces + eos
     num_tokens: int = 0  # target tokens (eos included), for the trainer's tokens/s
     teacher_forcing: float = 1.0  # this epoch's probability of feeding the gold previous token
+    label_smoothing: float = 0.0
+    host_fields = ("src_lengths",)
 
-    def to(self, device: torch.device) -> TranslationBatch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return TranslationBatch(move(self.src), self.src_lengths, move(self.tgt_in), move(self.tgt_out),
-                                self.num_tokens, self.teacher_forcing)
+
+def translation_loss(model: Seq2Seq, batch: TranslationBatch) -> torch.Tensor:
+    return model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, batch.label_smoothing,
+                      batch.teacher_forcing)
 
 
 def teacher_forcing_ratio(cfg, epoch: int) -> float:
@@ -60,7 +64,8 @@ class TranslationTask:
     def __init__(self, cfg: DictConfig, source: SubwordCodec, target: SubwordCodec):
         self.cfg, self.source, self.target = cfg, source, target
         check_choice("task.metric", cfg.task.metric, ("bleu", "loss"))
-        self.metric = cfg.task.metric  # the trainer treats "loss" as lower-is-better
+        self.metric = cfg.task.metric
+        self.higher_is_better = self.metric != "loss"
         self.splits: dict[str, list[ParallelPair]] = {}
         self._train: list[tuple[list[int], list[int]]] = []  # encoded training pairs within data.max_length
 
@@ -68,6 +73,8 @@ class TranslationTask:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> TranslationTask:
         data = cfg.data
+        if cfg.trainer.get("batch_tokens"):
+            raise ConfigError("trainer.batch_tokens is not supported by task=translation: use trainer.batch_size")
         splits = read_corpus(data)
         task = cls(cfg, *train_codecs(data, [p.source for p in splits["train"]], [p.target for p in splits["train"]]))
         task.splits = splits
@@ -105,18 +112,20 @@ class TranslationTask:
                                 pad_sequences([t + [eos] for t in targets], pad), sum(len(t) + 1 for t in targets),
                                 teacher_forcing)
 
-    def train_batches(self, epoch: int) -> list[TranslationBatch]:
-        """Batches of ``trainer.batch_size`` pairs of similar length (target first: the decoder loop is the cost)."""
-        generator = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
-        ratio = teacher_forcing_ratio(self.cfg.task.teacher_forcing, epoch)
-        groups = bucket_batches([len(t) * 4096 + len(s) for s, t in self._train], self.cfg.trainer.batch_size, True,
-                                generator)
-        return [self._batch(*zip(*(self._train[i] for i in g)), teacher_forcing=ratio) for g in groups]
+    def train_lengths(self) -> list[int]:
+        """Pairs are bucketed by target length, then source length (the decoder loop is the cost)."""
+        return [len(t) * 4096 + len(s) for s, t in self._train]
 
-    # ----- loss, decoding, evaluation -----------------------------------------------------------
-    def loss(self, model: Seq2Seq, batch: TranslationBatch) -> torch.Tensor:
-        return model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out,
-                          float(self.cfg.model.label_smoothing), batch.teacher_forcing)
+    def collate(self, indices: list[int], epoch: int) -> TranslationBatch:
+        batch = self._batch(*zip(*(self._train[i] for i in indices)),
+                            teacher_forcing=teacher_forcing_ratio(self.cfg.task.teacher_forcing, epoch))
+        batch.label_smoothing = float(self.cfg.model.label_smoothing)
+        return batch
+
+    def objective(self, model: Seq2Seq) -> Objective:
+        return Objective(model, translation_loss)
+
+    # ----- decoding, evaluation -----------------------------------------------------------------
 
     def encode_sources(self, texts: list[str]) -> list[list[int]]:
         """Source ids (+ eos) of each text, cut to ``data.max_source_length`` subwords with a warning."""
@@ -131,20 +140,20 @@ class TranslationTask:
             out.append(ids + [self.source.eos_id])
         return out
 
-    @torch.inference_mode()
     def decode(self, model: Seq2Seq, sources: list[list[int]], beam: int = 1, length_penalty: float = 0.0
                ) -> tuple[list[list[int]], list[torch.Tensor | None]]:
         """Output ids (no bos / eos) and attention ``(output, source)`` of each source, in the input order:
         greedy search for ``beam <= 1``, else beam search with GNMT length penalty ``length_penalty``."""
-        device = next(model.parameters()).device
-        was_training = model.training
-        if was_training:  # walking the modules costs a tenth of a one-sentence call
-            model.eval()
+        with evaluating(model) as device:
+            return self._decode(model, sources, device, beam, length_penalty)
+
+    def _decode(self, model: Seq2Seq, sources: list[list[int]], device: torch.device, beam: int,
+                length_penalty: float) -> tuple[list[list[int]], list[torch.Tensor | None]]:
         task = self.cfg.task
         tokens: list = [None] * len(sources)
         attention: list = [None] * len(sources)
         for group in bucket_batches([len(s) for s in sources], int(self.cfg.trainer.eval_batch_size), False):
-            batch = self._batch([sources[i] for i in group]).to(device)
+            batch = move_batch(self._batch([sources[i] for i in group]), device)
             limits = torch.tensor([int(task.max_length_ratio * (len(sources[i]) - 1) + task.max_length_offset)
                                    for i in group])
             memory = model.encode(batch.src, batch.src_lengths)
@@ -156,8 +165,6 @@ class TranslationTask:
                 out, weights = beam_search(model, memory, state, bos, eos, int(beam), limits, float(length_penalty))
             for i, ids, w in zip(group, out, weights):
                 tokens[i], attention[i] = ids, None if w is None else w.float().cpu()
-        if was_training:
-            model.train()
         return tokens, attention
 
     def translate(self, model: Seq2Seq, texts: list[str], beam: int | None = None,
@@ -168,29 +175,27 @@ class TranslationTask:
         ids, attention = self.decode(model, self.encode_sources(texts), beam, alpha)
         return [self.target.decode(t) for t in ids], ids, attention
 
-    @torch.inference_mode()
-    def dev_loss(self, model: Seq2Seq, pairs: list[ParallelPair]) -> float:
-        """Mean target-token cross-entropy (no label smoothing, teacher forcing)."""
-        device = next(model.parameters()).device
-        was_training = model.training
-        if was_training:  # walking the modules costs a tenth of a one-sentence call
-            model.eval()
+    def loss_sums(self, model: Seq2Seq, pairs: list[ParallelPair]) -> dict[str, float]:
+        """Summed target-token cross-entropy (no label smoothing, teacher forcing) and the token count."""
         sources = self.encode_sources([p.source for p in pairs])
         targets = [self.target.encode(p.target) for p in pairs]
         total, count = 0.0, 0
-        for group in bucket_batches([len(t) for t in targets], int(self.cfg.trainer.eval_batch_size), False):
-            batch = self._batch([sources[i] for i in group], [targets[i] for i in group]).to(device)
-            total += float(model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)) * batch.num_tokens
-            count += batch.num_tokens
-        if was_training:
-            model.train()
-        return total / max(count, 1)
+        with evaluating(model) as device:
+            for group in bucket_batches([len(t) for t in targets], int(self.cfg.trainer.eval_batch_size), False):
+                batch = move_batch(self._batch([sources[i] for i in group], [targets[i] for i in group]), device)
+                loss = model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+                total += float(loss) * batch.num_tokens
+                count += batch.num_tokens
+        return {"loss_sum": total, "loss_tokens": float(count)}
 
-    def validate(self, model: Seq2Seq) -> dict:
-        dev = self.splits["dev"]
+    def validation_stats(self, model: Seq2Seq, rank: int = 0, world_size: int = 1) -> dict[str, float]:
+        """Greedy translations' BLEU / chrF statistics and the dev loss sums of the dev pairs ``rank::world_size``."""
+        dev = self.splits["dev"][rank::world_size]
         hypotheses, _, _ = self.translate(model, [p.source for p in dev], beam=1)
-        scores = translation_scores(hypotheses, [p.target for p in dev])
-        return {"bleu": scores["bleu"], "chrf": scores["chrf"], "loss": self.dev_loss(model, dev)}
+        return {**translation_stats(hypotheses, [p.target for p in dev]), **self.loss_sums(model, dev)}
+
+    def scores(self, stats: dict[str, float]) -> dict[str, float]:
+        return {**translation_scores_from_stats(stats), "loss": stats["loss_sum"] / max(stats["loss_tokens"], 1)}
 
     def report(self, model: Seq2Seq, examples: list[ParallelPair], output: str | None = None, beam: int | None = None,
                length_penalty: float | None = None, attention_plot: int | None = None) -> str:
@@ -215,9 +220,10 @@ class TranslationTask:
             text += f"\nattention of sentence {n} drawn in {path}"
         return text
 
-    def read_split(self, split: str | None = None, file: str | None = None, src: str | None = None,
-                   ref: str | None = None) -> list[ParallelPair]:
-        """A named split of the configured corpus, or ``src`` / ``ref`` files (line-aligned, plain or .gz)."""
+    def read_split(self, split: str | None = None, file: str | None = None, data_root: str | None = None,
+                   src: str | None = None, ref: str | None = None) -> list[ParallelPair]:
+        """A named split of the configured corpus (under ``data_root`` when given), or ``src`` / ``ref`` files
+        (line-aligned, plain or .gz)."""
         if file:
             raise NlpseqError("a translation test set is two files: give src=FILE ref=FILE instead of file=")
         if src or ref:
@@ -227,14 +233,14 @@ class TranslationTask:
             if skipped:
                 log.warning("%d line pairs with an empty side skipped in %s / %s", skipped, src, ref)
             return pairs
-        if split not in ("train", "dev", "test"):
-            raise NlpseqError(f"split must be train, dev or test, got {split!r}")
-        return read_corpus(self.cfg.data, (split,))[split]
+        check_choice("split", split, SPLITS)
+        return read_corpus(self.cfg.data, (split,), data_root)[split]
 
 
-def read_corpus(data: DictConfig, splits=("train", "dev", "test")) -> dict[str, list[ParallelPair]]:
-    """``<root>/<folder>/<prefix>.<src_lang>`` / ``.<tgt_lang>`` pairs of each split; empty lines skipped, counted."""
-    folder = corpus_dir(data.name, data.root, data.download)
+def read_corpus(data: DictConfig, splits=SPLITS, root: str | None = None) -> dict[str, list[ParallelPair]]:
+    """``<root>/<folder>/<prefix>.<src_lang>`` / ``.<tgt_lang>`` pairs of each split (``root`` defaults to
+    ``data.root``); empty lines skipped, counted."""
+    folder = corpus_dir(data.name, root or data.root, data.download)
     out = {}
     for split in splits:
         prefix = folder / str(data[split])
@@ -247,8 +253,19 @@ def read_corpus(data: DictConfig, splits=("train", "dev", "test")) -> dict[str, 
 class Translator:
     """Inference from a checkpoint: ``nlpseq.load(path).translate(["Ein Mann fährt Fahrrad ."], beam=5)``."""
 
+    prediction_options = ("beam",)
+    evaluation_options = ("beam", "length_penalty", "attention_plot", "src", "ref")
+
     def __init__(self, task: TranslationTask, model: Seq2Seq):
         self.task, self.model = task, model.eval()
+
+    def read_examples(self, split: str | None, file: str | None, data_root: str | None, src: str | None = None,
+                      ref: str | None = None, **decoding) -> list[ParallelPair]:
+        return self.task.read_split(split, file, data_root, src, ref)
+
+    def report(self, examples: list[ParallelPair], output: str | None, src: str | None = None, ref: str | None = None,
+               **decoding) -> str:
+        return self.task.report(self.model, examples, output, **decoding)
 
     def translate(self, texts: list[str], beam: int | None = None, length_penalty: float | None = None) -> list[str]:
         """One detokenized translation per text. ``beam`` (1: greedy) and ``length_penalty`` (GNMT alpha)
