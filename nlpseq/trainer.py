@@ -27,7 +27,7 @@ from nlpseq.contract import TrainingTask, check_task
 from nlpseq.data.batching import batch_plan, move_batch
 from nlpseq.distributed import any_rank, mean_over_ranks, sum_over_ranks
 from nlpseq.errors import TrainingDiverged
-from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients
+from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients, densify_gradients, use_sparse_embeddings
 from nlpseq.precision import Precision
 from nlpseq.runtime import Runtime, flush_denormals, start
 
@@ -49,12 +49,13 @@ class TrainState:
 
 def train_step(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: list, clip: float = math.inf,
                average: WeightAverage | None = None, precision: Precision | None = None,
-               runtime: Runtime | None = None) -> tuple[float, float]:
+               runtime: Runtime | None = None, densify: list[torch.nn.Parameter] = ()) -> tuple[float, float]:
     """One optimizer step over ``batches`` (``trainer.accumulate`` of them; their losses are averaged):
     forward, backward, gradient clipping, update, weight average. ``scripts/benchmark.py`` times this.
 
     Returns ``(loss, gradient norm before clipping)``, the loss averaged over ranks. A non-finite loss on any
-    rank raises :class:`TrainingDiverged` on every rank before any gradient is computed.
+    rank raises :class:`TrainingDiverged` on every rank before any gradient is computed. ``densify`` lists the
+    parameters whose gradients travel sparse between ranks but which the optimizer updates densely.
     """
     precision, runtime = precision or Precision(32, torch.device("cpu")), runtime or Runtime()
     optimizer.zero_grad(set_to_none=True)
@@ -69,6 +70,7 @@ def train_step(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, bat
                 raise TrainingDiverged(f"loss is {value}")
             precision.backward(loss / len(batches) if len(batches) > 1 else loss)
         total += value
+    densify_gradients(densify)
     precision.unscale(optimizer)
     grad_norm = clip_gradients([p for p in objective.parameters() if p.grad is not None], clip)
     if average is not None:
@@ -99,8 +101,10 @@ def train(task: TrainingTask, cfg: DictConfig, run_dir: str | Path, runtime: Run
         log.info("trainer.sparse_embeddings switched off: the %s backend cannot reduce sparse gradients", rt.backend)
     optimizer = build_optimizer(model, tc, rt.device, pretrained=bool(cfg.model.get("pretrained_vectors")),
                                 sparse_ok=sparse_ok)
-    objective = task.objective(model)
+    objective, densify = task.objective(model), []
     if rt.distributed:
+        if sparse_ok:  # sparse all-reduce of the tables' rows in the batch; the optimizer still sees dense ones
+            densify = use_sparse_embeddings(model)
         objective = DistributedDataParallel(objective)
     accumulate = int(tc.get("accumulate", 1))
     lengths = task.train_lengths()
@@ -167,7 +171,8 @@ def train(task: TrainingTask, cfg: DictConfig, run_dir: str | Path, runtime: Run
             t0 = time.perf_counter()
             batches = [move_batch(task.collate(b, state.epoch), rt.device, pin) for b in steps[i]]
             try:
-                loss_value, grad_norm = train_step(objective, optimizer, batches, clip, average, precision, rt)
+                loss_value, grad_norm = train_step(objective, optimizer, batches, clip, average, precision, rt,
+                                                   densify)
             except TrainingDiverged as e:
                 raise TrainingDiverged(
                     f"{e} at epoch {state.epoch + 1}, step {state.step + 1}; stopped. The last good checkpoint "
