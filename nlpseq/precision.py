@@ -18,6 +18,9 @@ class Precision:
         key = str(setting)
         if key not in DTYPES:
             raise ConfigError(f"trainer.precision must be 32, bf16 or fp16, got {setting!r}")
+        if key == "fp16" and device.type == "cpu":  # oneDNN has no float16 LSTM / GRU kernels
+            raise ConfigError("trainer.precision=fp16 needs a GPU (the CPU's recurrent kernels have no float16); "
+                              "use trainer.precision=bf16 or 32 on the CPU")
         self.dtype, self.device_type = DTYPES[key], device.type
         self.scaler = torch.amp.GradScaler(device.type) if key == "fp16" else None
 

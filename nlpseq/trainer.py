@@ -81,6 +81,157 @@ def train_step(objective: torch.nn.Module, optimizer: torch.optim.Optimizer, bat
     return total / len(batches), grad_norm
 
 
+class Trainer:
+    """The training of one task in this process: everything is built in ``__init__`` (and restored from
+    ``last.pt`` when resuming); :meth:`fit` runs the epochs."""
+
+    def __init__(self, task: TrainingTask, cfg: DictConfig, run_dir: str | Path, runtime: Runtime):
+        check_task(task)
+        self.task, self.cfg, self.tc, self.rt = task, cfg, cfg.trainer, runtime
+        tc, rt = self.tc, runtime
+        torch.manual_seed(int(cfg.seed))
+        self.model = model = task.build_model().to(rt.device)
+        if rt.rank:  # the same initial weights everywhere, but each rank its own dropout masks
+            torch.manual_seed(int(cfg.seed) + 7919 * rt.rank)
+        sparse_ok = rt.backend != "nccl"  # NCCL cannot all-reduce sparse gradients; gloo can
+        if not sparse_ok and tc.get("sparse_embeddings"):
+            log.info("trainer.sparse_embeddings switched off: the %s backend cannot reduce sparse gradients",
+                     rt.backend)
+        self.optimizer = build_optimizer(model, tc, rt.device, pretrained=bool(cfg.model.get("pretrained_vectors")),
+                                         sparse_ok=sparse_ok)
+        self.objective, self.densify = task.objective(model), []
+        if rt.distributed:
+            if sparse_ok:  # sparse all-reduce of the tables' rows in the batch; the optimizer still sees dense ones
+                self.densify = use_sparse_embeddings(model)
+            self.objective = DistributedDataParallel(self.objective)
+        self.lengths = task.train_lengths()
+        total = tc.max_steps or tc.max_epochs * (len(self.plan(0)) if tc.scheduler == "linear" else 0)
+        self.scheduler, self.when = build_scheduler(self.optimizer, tc, total)
+        self.average = WeightAverage(model, tc.ema_decay) if tc.ema_decay else None
+        self.precision = Precision(tc.get("precision", 32), rt.device)
+        self.ckpt = TrainingCheckpoint(Path(run_dir), task, cfg, model, self.optimizer, self.scheduler, self.average,
+                                       self.precision, rt)
+        self.state = TrainState()
+        if tc.resume and self.ckpt.last_path.exists():
+            self.state = TrainState(**self.ckpt.restore())
+            log.info("resumed from %s at epoch %d, step %d", self.ckpt.last_path, self.state.epoch + 1,
+                     self.state.step)
+        log.info("model: %s parameters on %s\n%s", f"{sum(p.numel() for p in model.parameters()):,}", rt.device,
+                 model)
+        self.window = {"loss": 0.0, "grad_norm": 0.0, "batches": 0}  # averaged since the last evaluation
+        self.metrics_file = None
+
+    def plan(self, epoch: int) -> list[list[list[int]]]:
+        """This rank's optimizer steps of ``epoch``, each a list of ``trainer.accumulate`` batches of indices."""
+        tc, accumulate = self.tc, int(self.tc.get("accumulate", 1))
+        batches = batch_plan(self.lengths, int(tc.batch_size), int(self.cfg.seed), epoch, self.rt.rank,
+                             self.rt.world_size, tc.get("batch_tokens"))
+        return [batches[i:i + accumulate] for i in range(0, len(batches), accumulate)]
+
+    def fit(self) -> dict:
+        """Train until ``max_epochs``, ``max_steps``, ``max_minutes`` or early stopping; returns the summary."""
+        tc, state = self.tc, self.state
+        self.metrics_file = open(self.ckpt.run_dir / "metrics.jsonl", "a", encoding="utf-8") \
+            if self.rt.is_main else None
+        self.model.train()
+        stop = state.step >= (tc.max_steps or math.inf) or bool(tc.patience and state.bad_evals >= tc.patience)
+        while not stop and state.epoch < tc.max_epochs:
+            stop = self.run_epoch()
+        if self.metrics_file is not None:
+            self.metrics_file.close()
+        return {"best_checkpoint": str(self.ckpt.best_path), "best_score": state.best_score,
+                "metric": self.task.metric, "best_epoch": state.best_epoch, "epochs": state.epoch,
+                "steps": state.step, "elapsed_s": state.elapsed}
+
+    def run_epoch(self) -> bool:
+        """The rest of the current epoch, with the evaluations it calls for; returns True when training stops."""
+        tc, rt, state = self.tc, self.rt, self.state
+        steps = self.plan(state.epoch)
+        bar = tqdm(total=len(steps), desc=f"epoch {state.epoch + 1}", initial=state.batch_in_epoch, leave=False,
+                   disable=not (tc.progress_bar and rt.is_main), dynamic_ncols=True)
+        start, tokens, stop = time.perf_counter(), 0, False
+        for i in range(state.batch_in_epoch, len(steps)):  # resumed mid-epoch: the steps before were taken
+            tokens += self.step(steps[i], bar, start, tokens)
+            state.batch_in_epoch = i + 1
+            if tc.max_steps and state.step >= tc.max_steps:
+                stop = True
+            elif tc.max_minutes and any_rank(state.elapsed > 60 * tc.max_minutes, rt):
+                log.info("stopping: trainer.max_minutes=%s reached", tc.max_minutes)
+                stop = True
+            elif tc.eval_every_steps and state.step % tc.eval_every_steps == 0:
+                stop = self.evaluate(state.epoch + 1)
+            if stop:
+                break
+        bar.close()
+        finished = state.batch_in_epoch >= len(steps)
+        if finished:
+            total = sum_over_ranks({"tokens": tokens}, rt)["tokens"]
+            log.info("epoch %d: %.0f tokens/s", state.epoch + 1, total / max(time.perf_counter() - start, 1e-9))
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            if self.scheduler is not None and self.when == "epoch":
+                self.scheduler.step()
+        if (finished and not tc.eval_every_steps) or (stop and state.last_eval_step != state.step):
+            stop = self.evaluate(state.epoch if finished else state.epoch + 1) or stop
+        return stop
+
+    def step(self, batches: list[list[int]], bar: tqdm, epoch_start: float, epoch_tokens: int) -> int:
+        """One optimizer step on ``batches`` (example indices); returns the tokens trained on."""
+        state, device = self.state, self.rt.device
+        t0 = time.perf_counter()
+        pin = device.type == "cuda" and str(self.tc.get("pin_memory", "auto")) in ("auto", "true", "True")
+        collated = [move_batch(self.task.collate(b, state.epoch), device, pin) for b in batches]
+        clip = float(self.tc.clip_norm) if self.tc.clip_norm else math.inf
+        try:
+            loss, grad_norm = train_step(self.objective, self.optimizer, collated, clip, self.average,
+                                         self.precision, self.rt, self.densify)
+        except TrainingDiverged as e:
+            raise TrainingDiverged(
+                f"{e} at epoch {state.epoch + 1}, step {state.step + 1}; stopped. The last good checkpoint "
+                f"is kept in {self.ckpt.directory}. Try a lower trainer.lr or trainer.clip_norm.") from None
+        if self.scheduler is not None and self.when == "step":
+            self.scheduler.step()
+        state.step += 1
+        state.elapsed += time.perf_counter() - t0
+        self.window["loss"] += loss
+        self.window["grad_norm"] += grad_norm if math.isfinite(grad_norm) else 0.0
+        self.window["batches"] += 1
+        tokens = sum(b.num_tokens for b in collated)
+        bar.update(1)
+        if bar.n % 10 == 0:
+            rate = (epoch_tokens + tokens) / max(time.perf_counter() - epoch_start, 1e-9)
+            bar.set_postfix(loss=f"{loss:.3f}", gnorm=f"{grad_norm:.2f}", tok_s=f"{rate:,.0f}")
+        return tokens
+
+    def evaluate(self, epoch: int) -> bool:
+        """Score on dev (all ranks), log, checkpoint (rank 0); returns True when early stopping says stop."""
+        task, state, rt = self.task, self.state, self.rt
+        with self.average.applied() if self.average is not None else nullcontext():  # best.pt is averaged
+            scores = task.scores(sum_over_ranks(task.validation_stats(self.model, rt.rank, rt.world_size), rt))
+            score = float(scores[task.metric])
+            best = state.best_score
+            improved = best is None or (score > best if task.higher_is_better else score < best)
+            if improved:
+                state.best_score, state.best_epoch, state.best_step, state.bad_evals = score, epoch, state.step, 0
+                self.ckpt.save_best(state)
+            else:
+                state.bad_evals += 1
+        state.last_eval_step = state.step
+        if self.scheduler is not None and self.when == "eval":
+            self.scheduler.step(score if task.higher_is_better else -score)
+        n = max(self.window["batches"], 1)
+        record = {"epoch": epoch, "step": state.step, "train_loss": self.window["loss"] / n,
+                  "grad_norm": self.window["grad_norm"] / n, "lr": self.optimizer.param_groups[0]["lr"],
+                  **{f"dev_{k}": v for k, v in scores.items()}, "best": improved, "elapsed_s": round(state.elapsed, 1)}
+        self.ckpt.save_last(state)
+        if self.metrics_file is not None:
+            self.metrics_file.write(json.dumps(record) + "\n")
+            self.metrics_file.flush()
+        log.info("epoch %d step %d: train loss %.4f, dev %s %.2f%s", epoch, state.step, record["train_loss"],
+                 task.metric, score, " (best)" if improved else "")
+        self.window.update(loss=0.0, grad_norm=0.0, batches=0)
+        return bool(self.tc.patience) and state.bad_evals >= self.tc.patience
+
+
 def train(task: TrainingTask, cfg: DictConfig, run_dir: str | Path, runtime: Runtime | None = None) -> dict:
     """Train ``task``'s model as ``cfg.trainer`` says; rank 0 writes checkpoints and ``metrics.jsonl`` in
     ``run_dir``. ``runtime`` says which rank this is; without it, :func:`nlpseq.runtime.start` sets this process
@@ -88,128 +239,5 @@ def train(task: TrainingTask, cfg: DictConfig, run_dir: str | Path, runtime: Run
 
     Returns ``{"best_checkpoint", "best_score", "metric", "best_epoch", "epochs", "steps", "elapsed_s"}``.
     """
-    check_task(task)
     flush_denormals()
-    tc, rt = cfg.trainer, runtime or start(cfg.device, cfg.trainer.num_threads)
-    run_dir = Path(run_dir)
-    torch.manual_seed(int(cfg.seed))
-    model = task.build_model().to(rt.device)
-    if rt.rank:  # the same initial weights everywhere, but each rank its own dropout masks
-        torch.manual_seed(int(cfg.seed) + 7919 * rt.rank)
-    sparse_ok = rt.backend != "nccl"  # NCCL cannot all-reduce sparse gradients; gloo can
-    if not sparse_ok and tc.get("sparse_embeddings"):
-        log.info("trainer.sparse_embeddings switched off: the %s backend cannot reduce sparse gradients", rt.backend)
-    optimizer = build_optimizer(model, tc, rt.device, pretrained=bool(cfg.model.get("pretrained_vectors")),
-                                sparse_ok=sparse_ok)
-    objective, densify = task.objective(model), []
-    if rt.distributed:
-        if sparse_ok:  # sparse all-reduce of the tables' rows in the batch; the optimizer still sees dense ones
-            densify = use_sparse_embeddings(model)
-        objective = DistributedDataParallel(objective)
-    accumulate = int(tc.get("accumulate", 1))
-    lengths = task.train_lengths()
-
-    def plan(epoch: int) -> list[list[list[int]]]:
-        """This rank's optimizer steps of ``epoch``, each a list of ``accumulate`` batches of example indices."""
-        batches = batch_plan(lengths, int(tc.batch_size), int(cfg.seed), epoch, rt.rank, rt.world_size,
-                             tc.get("batch_tokens"))
-        return [batches[i:i + accumulate] for i in range(0, len(batches), accumulate)]
-
-    total = tc.max_steps or tc.max_epochs * (len(plan(0)) if tc.scheduler == "linear" else 0)
-    scheduler, when = build_scheduler(optimizer, tc, total)
-    average = WeightAverage(model, tc.ema_decay) if tc.ema_decay else None
-    precision = Precision(tc.get("precision", 32), rt.device)
-    ckpt = TrainingCheckpoint(run_dir, task, cfg, model, optimizer, scheduler, average, precision, rt)
-    state = TrainState()
-    if tc.resume and ckpt.last_path.exists():
-        state = TrainState(**ckpt.restore())
-        log.info("resumed from %s at epoch %d, step %d", ckpt.last_path, state.epoch + 1, state.step)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("model: %s parameters on %s\n%s", f"{n_params:,}", rt.device, model)
-    metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if rt.is_main else None
-    window = {"loss": 0.0, "grad_norm": 0.0, "batches": 0}  # averaged over the steps since the last evaluation
-
-    def evaluate(epoch: int) -> bool:
-        """Score on dev (all ranks), log, checkpoint (rank 0); returns True when early stopping says stop."""
-        with average.applied() if average is not None else nullcontext():  # the best checkpoint is averaged
-            scores = task.scores(sum_over_ranks(task.validation_stats(model, rt.rank, rt.world_size), rt))
-            score = float(scores[task.metric])
-            best = state.best_score
-            improved = best is None or (score > best if task.higher_is_better else score < best)
-            if improved:
-                state.best_score, state.best_epoch, state.best_step, state.bad_evals = score, epoch, state.step, 0
-                ckpt.save_best(state)
-            else:
-                state.bad_evals += 1
-        state.last_eval_step = state.step
-        if scheduler is not None and when == "eval":
-            scheduler.step(score if task.higher_is_better else -score)
-        n = max(window["batches"], 1)
-        record = {"epoch": epoch, "step": state.step, "train_loss": window["loss"] / n,
-                  "grad_norm": window["grad_norm"] / n, "lr": optimizer.param_groups[0]["lr"],
-                  **{f"dev_{k}": v for k, v in scores.items()},
-                  "best": improved, "elapsed_s": round(state.elapsed, 1)}
-        ckpt.save_last(state)
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
-        log.info("epoch %d step %d: train loss %.4f, dev %s %.2f%s", epoch, state.step,
-                 record["train_loss"], task.metric, score, " (best)" if improved else "")
-        window.update(loss=0.0, grad_norm=0.0, batches=0)
-        return bool(tc.patience) and state.bad_evals >= tc.patience
-
-    model.train()
-    stop = state.step >= (tc.max_steps or math.inf) or bool(tc.patience and state.bad_evals >= tc.patience)
-    clip = float(tc.clip_norm) if tc.clip_norm else math.inf
-    pin = rt.device.type == "cuda" and str(tc.get("pin_memory", "auto")) in ("auto", "true", "True")
-    while not stop and state.epoch < tc.max_epochs:
-        steps = plan(state.epoch)
-        bar = tqdm(total=len(steps), desc=f"epoch {state.epoch + 1}", initial=state.batch_in_epoch, leave=False,
-                   disable=not (tc.progress_bar and rt.is_main), dynamic_ncols=True)
-        bar_start, bar_tokens = time.perf_counter(), 0
-        for i in range(state.batch_in_epoch, len(steps)):  # resumed mid-epoch: the steps before were taken
-            t0 = time.perf_counter()
-            batches = [move_batch(task.collate(b, state.epoch), rt.device, pin) for b in steps[i]]
-            try:
-                loss_value, grad_norm = train_step(objective, optimizer, batches, clip, average, precision, rt,
-                                                   densify)
-            except TrainingDiverged as e:
-                raise TrainingDiverged(
-                    f"{e} at epoch {state.epoch + 1}, step {state.step + 1}; stopped. The last good checkpoint "
-                    f"is kept in {ckpt.directory}. Try a lower trainer.lr or trainer.clip_norm.") from None
-            if scheduler is not None and when == "step":
-                scheduler.step()
-            state.step += 1
-            state.batch_in_epoch = i + 1
-            state.elapsed += time.perf_counter() - t0
-            window["loss"] += loss_value
-            window["grad_norm"] += grad_norm if math.isfinite(grad_norm) else 0.0
-            window["batches"] += 1
-            bar_tokens += sum(b.num_tokens for b in batches)
-            bar.update(1)
-            if bar.n % 10 == 0:
-                rate = bar_tokens / max(time.perf_counter() - bar_start, 1e-9)
-                bar.set_postfix(loss=f"{loss_value:.3f}", gnorm=f"{grad_norm:.2f}", tok_s=f"{rate:,.0f}")
-            if tc.max_steps and state.step >= tc.max_steps:
-                stop = True
-            elif tc.max_minutes and any_rank(state.elapsed > 60 * tc.max_minutes, rt):
-                log.info("stopping: trainer.max_minutes=%s reached", tc.max_minutes)
-                stop = True
-            elif tc.eval_every_steps and state.step % tc.eval_every_steps == 0:
-                stop = evaluate(state.epoch + 1)
-            if stop:
-                break
-        bar.close()
-        finished = state.batch_in_epoch >= len(steps)
-        if finished:
-            tokens = sum_over_ranks({"tokens": bar_tokens}, rt)["tokens"]
-            log.info("epoch %d: %.0f tokens/s", state.epoch + 1, tokens / max(time.perf_counter() - bar_start, 1e-9))
-            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-            if scheduler is not None and when == "epoch":
-                scheduler.step()
-        if (finished and not tc.eval_every_steps) or (stop and state.last_eval_step != state.step):
-            stop = evaluate(state.epoch if finished else state.epoch + 1) or stop
-    if metrics_file is not None:
-        metrics_file.close()
-    return {"best_checkpoint": str(ckpt.best_path), "best_score": state.best_score, "metric": task.metric,
-            "best_epoch": state.best_epoch, "epochs": state.epoch, "steps": state.step, "elapsed_s": state.elapsed}
+    return Trainer(task, cfg, run_dir, runtime or start(cfg.device, cfg.trainer.num_threads)).fit()
