@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import BinaryIO
 
-from nlpseq.data.io import read_lines
+from omegaconf import DictConfig, OmegaConf
+
+from nlpseq.data.io import STDIN, decode_lines, read_lines
 from nlpseq.errors import NlpseqError
 
 
@@ -23,9 +26,24 @@ def exits_cleanly(main):
     return wrapper
 
 
-def read_input_lines(path: str) -> list[tuple[str, int, str]]:
-    """``(source name, line number, text)`` for every line of ``path`` (``-`` for standard input)."""
-    if path == "-":
-        return [("<stdin>", i, line.rstrip("\r\n")) for i, line in enumerate(sys.stdin, start=1)]
-    return [(path, i, line) for i, line in read_lines(path)]
+def required_checkpoint(cfg: DictConfig) -> str:
+    """``cfg.checkpoint``; an :class:`NlpseqError` saying what to give when it is missing (``???``) or empty."""
+    path = None if OmegaConf.is_missing(cfg, "checkpoint") else cfg.checkpoint
+    if path in (None, ""):
+        raise NlpseqError("checkpoint= is required: the path of a checkpoint file "
+                          "(e.g. checkpoint=runs/ner/.../checkpoints/best.pt)")
+    return str(path)
 
+
+def stdin_bytes() -> BinaryIO:
+    """Standard input as bytes: the decoding is ours, so that bad bytes are reported as a file's are (the text
+    layer would pass them on as surrogates under a C locale, or raise a traceback)."""
+    return sys.stdin.buffer
+
+
+def read_input_lines(path: str) -> list[tuple[str, int, str]]:
+    """``(source name, line number, text)`` for every line of ``path`` (``-`` for standard input); bytes that
+    are not UTF-8 are a :class:`DataError` naming the source (``<stdin>``) and the line."""
+    if path == "-":
+        return [(STDIN, i, line) for i, line in decode_lines(stdin_bytes(), STDIN)]
+    return [(path, i, line) for i, line in read_lines(path)]

@@ -29,3 +29,8 @@ def check_choice(key: str, value, choices) -> None:
     if value not in choices:
         shown = ", ".join("null" if c is None else str(c) for c in choices)
         raise ConfigError(f"{key} must be one of {shown}, got {value!r}")
+
+
+class NotOffered(NlpseqError, AttributeError):
+    """A method the model's task does not offer (``nlpseq.load(ner).translate``); also an ``AttributeError``, so
+    ``hasattr(predictor, "translate")`` stays False."""

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from nlpseq.errors import NlpseqError
+from nlpseq.errors import NlpseqError, NotOffered
 from nlpseq.runtime import pick_device
 
 
@@ -51,3 +51,27 @@ def given_options(settings, names: tuple[str, ...], accepted: tuple[str, ...], t
         raise NlpseqError(f"{source} is a {task} model: {', '.join(k + '=' for k in refused)} {verb} not apply to it "
                           f"(it takes {offers})")
     return given
+
+
+class PredictorBase:
+    """What every task's predictor shares: a clear error, naming the model's task and what it offers, for a
+    method (``nlpseq.load(ner).translate``) or an option (``.predict(texts, beam=5)``) its task does not have.
+
+    A predictor sets ``task`` (with its ``name``), ``offers`` (its methods as a user calls them) and the options
+    its ``predict`` (``prediction_options``) and ``evaluate.py`` (``evaluation_options``) take.
+    """
+
+    offers: tuple[str, ...] = ("predict(texts)",)
+    prediction_options: tuple[str, ...] = ()
+    evaluation_options: tuple[str, ...] = ()
+
+    def check_options(self, options: dict, accepted: tuple[str, ...]) -> dict:
+        """The ``options`` given (not None); an :class:`NlpseqError` for one that is not ``accepted``."""
+        return given_options(options, tuple(options), accepted, self.task.name, "this")
+
+    def __getattr__(self, name: str):
+        """Called only for a name the predictor lacks: :class:`NotOffered` (an ``AttributeError``)."""
+        task = self.__dict__.get("task")
+        if name.startswith("_") or task is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise NotOffered(f"this is a {task.name} model: it has no {name}(); it offers {' and '.join(self.offers)}")

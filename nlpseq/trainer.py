@@ -29,6 +29,7 @@ from nlpseq.distributed import any_rank, mean_over_ranks, sum_over_ranks
 from nlpseq.errors import TrainingDiverged
 from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients, densify_gradients, use_sparse_embeddings
 from nlpseq.precision import Precision
+from nlpseq.rundir import lock_run_dir, remove_partial_files, unlock_run_dir
 from nlpseq.runtime import Runtime, flush_denormals, start
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ class Trainer:
         self.precision = Precision(tc.get("precision", 32), rt.device)
         self.ckpt = TrainingCheckpoint(Path(run_dir), task, cfg, model, self.optimizer, self.scheduler, self.average,
                                        self.precision, rt)
+        if rt.is_main:  # the run directory is this run's alone; a kill may have left half-written files
+            lock_run_dir(run_dir)
+            remove_partial_files(self.ckpt.directory)
         self.state = TrainState()
         if tc.resume and self.ckpt.last_path.exists():
             self.state = TrainState(**self.ckpt.restore())
@@ -139,6 +143,7 @@ class Trainer:
             stop = self.run_epoch()
         if self.metrics_file is not None:
             self.metrics_file.close()
+        unlock_run_dir(self.ckpt.run_dir)
         return {"best_checkpoint": str(self.ckpt.best_path), "best_score": state.best_score,
                 "metric": self.task.metric, "best_epoch": state.best_epoch, "epochs": state.epoch,
                 "steps": state.step, "elapsed_s": state.elapsed}
@@ -222,7 +227,7 @@ class Trainer:
         record = {"epoch": epoch, "step": state.step, "train_loss": self.window["loss"] / n,
                   "grad_norm": self.window["grad_norm"] / n, "lr": self.optimizer.param_groups[0]["lr"],
                   **{f"dev_{k}": v for k, v in scores.items()}, "best": improved, "elapsed_s": round(state.elapsed, 1)}
-        self.ckpt.save_last(state)
+        self.ckpt.save_last(state, record)
         if self.metrics_file is not None:
             self.metrics_file.write(json.dumps(record) + "\n")
             self.metrics_file.flush()

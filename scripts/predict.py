@@ -19,7 +19,8 @@ import hydra
 from omegaconf import DictConfig
 
 import nlpseq
-from nlpseq.cli import exits_cleanly, read_input_lines
+from nlpseq.cli import exits_cleanly, read_input_lines, required_checkpoint, stdin_bytes
+from nlpseq.data.io import STDIN, decode_line
 from nlpseq.errors import DataError, NlpseqError
 from nlpseq.inference import given_options, inference_device
 
@@ -31,10 +32,11 @@ COMMON = ("checkpoint", "input", "format", "output", "interactive", "device", "q
 def main(cfg: DictConfig) -> None:
     if cfg.format not in ("text", "jsonl"):
         raise NlpseqError(f"format must be text or jsonl, got {cfg.format!r}")
+    checkpoint = required_checkpoint(cfg)
     quantize = bool(cfg.get("quantize", False))
-    predictor = nlpseq.load(cfg.checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
+    predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
     options = given_options(cfg, tuple(k for k in cfg if k not in COMMON), predictor.prediction_options,
-                            predictor.task.name, cfg.checkpoint)
+                            predictor.task.name, checkpoint)
     write = jsonl if cfg.format == "jsonl" else predictor.format_text
     if cfg.interactive:
         if cfg.input != "-":
@@ -42,7 +44,7 @@ def main(cfg: DictConfig) -> None:
         return interact(predictor, options, write)
     lines = read_input_lines(cfg.input)
     if not lines:
-        raise DataError("<stdin>" if cfg.input == "-" else cfg.input, None, "is empty: nothing to predict")
+        raise DataError(STDIN if cfg.input == "-" else cfg.input, None, "is empty: nothing to predict")
     for source, number, text in lines:
         if not text.strip():
             raise DataError(source, number, "is an empty line; expected one sentence per line")
@@ -61,17 +63,21 @@ def jsonl(result: dict) -> str:
 
 
 def interact(predictor, options: dict, write) -> None:
-    """Predict each line typed on standard input until end of input; a bad line is reported, not fatal."""
+    """Predict each line typed on standard input until end of input; a bad line (not UTF-8, or refused by the
+    predictor) is reported as ``error: <stdin>:N: ...``, not fatal."""
+    stream, number = stdin_bytes(), 0
     while True:
         print("> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
-        if not line:
+        raw = stream.readline()
+        if not raw:
             print(file=sys.stderr)
             return
-        if not line.strip():
-            continue
+        number += 1
         try:
-            result = predictor.predict([line.rstrip("\r\n")], **options)[0]
+            line = decode_line(raw, STDIN, number)
+            if not line.strip():
+                continue
+            result = predictor.predict([line], **options)[0]
         except NlpseqError as e:
             print(f"error: {e}", file=sys.stderr)
             continue

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from nlpseq.cli import exits_cleanly
 from nlpseq.distributed import broadcast_object, rank_zero_first
+from nlpseq.rundir import lock_named_run_dir
 from nlpseq.runtime import flush_denormals, hydra_overrides_for_rank, start, stop
 from nlpseq.schema import validate
 from nlpseq.tasks import TASKS
@@ -51,6 +52,12 @@ def main(cfg: DictConfig) -> float | None:
     return result["best_score"]  # the value a Hydra sweeper optimises
 
 
+@exits_cleanly
+def claim_run_dir(argv: list[str]) -> None:
+    lock_named_run_dir(argv)
+
+
 if __name__ == "__main__":
+    claim_run_dir(sys.argv)  # before Hydra writes DIR/.hydra/: a second run on DIR is refused untouched
     sys.argv = hydra_overrides_for_rank(sys.argv)
     main()

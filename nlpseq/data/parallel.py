@@ -8,6 +8,7 @@ every pair after the missing line would be misaligned.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import closing
 from itertools import zip_longest
 from pathlib import Path
@@ -23,7 +24,28 @@ class ParallelPair(NamedTuple):
     line: int  # 1-based line number in both files, for error messages
 
 
-def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[ParallelPair], int]:
+class ParallelPairs(list):
+    """The pairs of two line-aligned files (a list of :class:`ParallelPair`) and ``lines``, the line count of
+    each file (skipped pairs included), so that an output can keep line N for source line N."""
+
+    def __init__(self, pairs: Iterable[ParallelPair] = (), lines: int = 0):
+        super().__init__(pairs)
+        self.lines = lines
+
+
+def by_line(pairs: list[ParallelPair], texts: list[str]) -> list[str]:
+    """One text per line of the files ``pairs`` were read from: ``texts[i]`` on the line of ``pairs[i]`` and an
+    empty string on each line whose pair was skipped. ``pairs`` without ``lines`` (a plain list) keep ``texts``."""
+    total = getattr(pairs, "lines", None)
+    if total is None:
+        return list(texts)
+    out = [""] * total
+    for pair, text in zip(pairs, texts):
+        out[pair.line - 1] = text
+    return out
+
+
+def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[ParallelPairs, int]:
     """Read two line-aligned files into ``(pairs, skipped_empty)``.
 
     ``skipped_empty`` counts lines where either side is empty or whitespace only. Raises :class:`DataError`
@@ -52,7 +74,7 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path) -> tuple[list[Para
     if not pairs:
         raise DataError(str(src_path), None,
                         f"no sentence pairs with {tgt_path} ({skipped} lines, every one empty on one side or both)")
-    return pairs, skipped
+    return ParallelPairs(pairs, len(pairs) + skipped), skipped
 
 
 def _raise_mismatch(short: str | Path, short_count: int, long: str | Path, long_count: int) -> None:

@@ -16,7 +16,7 @@ from nlpseq.data.datasets import corpus_dir
 from nlpseq.data.tokenize import tokenize_with_offsets, word_normaliser
 from nlpseq.data.vocab import Vocabulary
 from nlpseq.errors import NlpseqError, check_choice
-from nlpseq.inference import evaluating
+from nlpseq.inference import PredictorBase, evaluating
 from nlpseq.metrics import entity_counts, entity_report, entity_scores, entity_scores_from_counts
 from nlpseq.models.tagger import SequenceTagger, build_tagger
 from nlpseq.tasks.common import SPLITS, Objective, pretrained_rows
@@ -156,15 +156,13 @@ class NerTask:
         if file:
             return read_conll(file, self.cfg.data.scheme)
         check_choice("split", split, SPLITS)
-        folder = corpus_dir(self.cfg.data.name, data_root or self.cfg.data.root, self.cfg.data.download)
-        return read_conll(folder / self.cfg.data[split], self.cfg.data.scheme)
+        name = str(self.cfg.data[split])
+        folder = corpus_dir(self.cfg.data.name, data_root or self.cfg.data.root, self.cfg.data.download, [name])
+        return read_conll(folder / name, self.cfg.data.scheme)
 
 
-class EntityTagger:
+class EntityTagger(PredictorBase):
     """Inference from a checkpoint: ``nlpseq.load(path).predict(["EU rejects German call ."])``."""
-
-    prediction_options: tuple[str, ...] = ()
-    evaluation_options: tuple[str, ...] = ()
 
     def __init__(self, task: NerTask, model: SequenceTagger):
         self.task, self.model = task, model.eval()
@@ -175,12 +173,13 @@ class EntityTagger:
     def report(self, examples: list[TaggedSentence], output: str | None) -> str:
         return self.task.report(self.model, examples, output)
 
-    def predict(self, texts: list[str]) -> list[dict]:
+    def predict(self, texts: list[str], **options) -> list[dict]:
         """Each text -> ``{"text", "tokens", "tags", "entities": [{"type", "start", "end", "text"}]}``.
 
         Texts are tokenized by :func:`nlpseq.data.tokenize.tokenize_with_offsets`; entity offsets are
-        character offsets into the text (end exclusive). An empty text is an error.
+        character offsets into the text (end exclusive). An empty text is an error, and so is any option.
         """
+        self.check_options(options, self.prediction_options)
         if isinstance(texts, str):
             texts = [texts]
         tokenized = []

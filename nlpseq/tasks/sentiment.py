@@ -16,7 +16,7 @@ from nlpseq.data.labeled import READERS, LabeledText, split_off
 from nlpseq.data.tokenizers import TextTokenizer, truncate
 from nlpseq.data.vocab import Vocabulary
 from nlpseq.errors import ConfigError, NlpseqError, check_choice
-from nlpseq.inference import evaluating
+from nlpseq.inference import PredictorBase, evaluating
 from nlpseq.metrics import classification_report, classification_scores, scores_from_confusion
 from nlpseq.models.classifier import TextClassifier, build_classifier
 from nlpseq.tasks.common import SPLITS, Objective, pretrained_rows
@@ -184,31 +184,28 @@ class SentimentTask:
         if file:
             return READERS[self.cfg.data.format](file, [str(label) for label in self.cfg.data.labels])
         check_choice("split", split, SPLITS)
-        return read_corpus(self.cfg.data, data_root)[split]
+        return read_corpus(self.cfg.data, data_root, (split,))[split]
 
 
-def read_corpus(data: DictConfig, root: str | None = None) -> dict[str, list[LabeledText]]:
-    """train/dev/test of ``data`` (under ``root``, default ``data.root``); without a dev file, ``data.dev_size``
-    examples of train chosen with ``data.dev_seed`` are held out as dev (the same ones every time)."""
+def read_corpus(data: DictConfig, root: str | None = None, splits: tuple[str, ...] = SPLITS
+                ) -> dict[str, list[LabeledText]]:
+    """The ``splits`` of ``data`` (under ``root``, default ``data.root``), reading only their files; without a
+    dev file, ``data.dev_size`` examples of train chosen with ``data.dev_seed`` are held out as dev (the same
+    ones every time), so then dev and train both come from the train file."""
     check_choice("data.format", data.format, READERS)
-    folder = corpus_dir(data.name, root or data.root, data.download)
+    sources = list(dict.fromkeys("train" if split == "dev" and not data.dev else split for split in splits))
+    folder = corpus_dir(data.name, root or data.root, data.download, [str(data[s]) for s in sources])
     labels = [str(label) for label in data.labels]
-    read = READERS[data.format]
-    splits = {split: read(folder / data[split], labels) for split in ("train", "test")}
-    if data.dev:
-        splits["dev"] = read(folder / data.dev, labels)
-    else:
+    read = {split: READERS[data.format](folder / data[split], labels) for split in sources}
+    if "train" in read and not data.dev:
         if not data.dev_size:
             raise ConfigError(f"{data.name} has no dev file: set data.dev_size to hold out part of train")
-        splits["train"], splits["dev"] = split_off(splits["train"], int(data.dev_size), int(data.dev_seed))
-    return splits
+        read["train"], read["dev"] = split_off(read["train"], int(data.dev_size), int(data.dev_seed))
+    return {split: read[split] for split in splits}
 
 
-class SentimentClassifier:
+class SentimentClassifier(PredictorBase):
     """Inference from a checkpoint: ``nlpseq.load(path).predict(["a gorgeous, witty, seductive movie ."])``."""
-
-    prediction_options: tuple[str, ...] = ()
-    evaluation_options: tuple[str, ...] = ()
 
     def __init__(self, task: SentimentTask, model: TextClassifier):
         self.task, self.model = task, model.eval()
@@ -219,8 +216,10 @@ class SentimentClassifier:
     def report(self, examples: list[LabeledText], output: str | None) -> str:
         return self.task.report(self.model, examples, output)
 
-    def predict(self, texts: list[str]) -> list[dict]:
-        """Each text -> ``{"text", "label", "probabilities": {label: p}}`` (labels by their ``data.label_names``)."""
+    def predict(self, texts: list[str], **options) -> list[dict]:
+        """Each text -> ``{"text", "label", "probabilities": {label: p}}`` (labels by their ``data.label_names``);
+        an empty text is an error, and so is any option."""
+        self.check_options(options, self.prediction_options)
         if isinstance(texts, str):
             texts = [texts]
         for i, text in enumerate(texts):

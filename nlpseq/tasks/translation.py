@@ -12,11 +12,11 @@ from omegaconf import DictConfig
 
 from nlpseq.data.batching import bucket_batches, move_batch, pad_sequences
 from nlpseq.data.datasets import corpus_dir
-from nlpseq.data.parallel import ParallelPair, read_parallel
+from nlpseq.data.parallel import ParallelPair, by_line, read_parallel
 from nlpseq.data.subwords import SubwordCodec, codecs_from_state, codecs_state, train_codecs
 from nlpseq.decoding import beam_search, greedy_search
 from nlpseq.errors import ConfigError, NlpseqError, check_choice
-from nlpseq.inference import evaluating
+from nlpseq.inference import PredictorBase, evaluating
 from nlpseq.metrics import translation_report, translation_scores, translation_scores_from_stats, translation_stats
 from nlpseq.models.seq2seq import Seq2Seq, build_seq2seq
 from nlpseq.tasks.common import SPLITS, Objective
@@ -199,7 +199,8 @@ class TranslationTask:
 
     def report(self, model: Seq2Seq, examples: list[ParallelPair], output: str | None = None, beam: int | None = None,
                length_penalty: float | None = None, attention_plot: int | None = None) -> str:
-        """BLEU and chrF with sacrebleu's signatures; with ``output``, one detokenized translation per line;
+        """BLEU and chrF with sacrebleu's signatures; with ``output``, one detokenized translation per line (per
+        source line, when ``examples`` came from files: an empty line for each pair skipped);
         with ``attention_plot=N``, the attention of sentence N (0-based) as ``OUTPUT.attentionN.png`` (or
         ``attentionN.png`` without ``output``)."""
         if attention_plot is not None and not 0 <= int(attention_plot) < len(examples):
@@ -207,7 +208,7 @@ class TranslationTask:
         hypotheses, ids, attention = self.translate(model, [e.source for e in examples], beam, length_penalty)
         text = translation_report(translation_scores(hypotheses, [e.target for e in examples]))
         if output:
-            Path(output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+            write_by_line(output, examples, hypotheses)
         if attention_plot is not None:
             n = int(attention_plot)
             if attention[n] is None:
@@ -237,10 +238,20 @@ class TranslationTask:
         return read_corpus(self.cfg.data, (split,), data_root)[split]
 
 
+def write_by_line(output: str, examples: list[ParallelPair], hypotheses: list[str]) -> None:
+    """``hypotheses`` (of ``examples``) to ``output``, one line per source line: empty for each pair skipped."""
+    lines = by_line(examples, hypotheses)
+    Path(output).write_text("".join(h + "\n" for h in lines), encoding="utf-8")
+    if len(lines) > len(hypotheses):
+        log.warning("%s: an empty line for each of the %d line pairs skipped (an empty side), so that line N "
+                    "translates source line N", output, len(lines) - len(hypotheses))
+
+
 def read_corpus(data: DictConfig, splits=SPLITS, root: str | None = None) -> dict[str, list[ParallelPair]]:
     """``<root>/<folder>/<prefix>.<src_lang>`` / ``.<tgt_lang>`` pairs of each split (``root`` defaults to
-    ``data.root``); empty lines skipped, counted."""
-    folder = corpus_dir(data.name, root or data.root, data.download)
+    ``data.root``), reading only those splits' files; empty lines skipped, counted."""
+    files = [f"{data[split]}.{lang}" for split in splits for lang in (data.src_lang, data.tgt_lang)]
+    folder = corpus_dir(data.name, root or data.root, data.download, files)
     out = {}
     for split in splits:
         prefix = folder / str(data[split])
@@ -250,9 +261,10 @@ def read_corpus(data: DictConfig, splits=SPLITS, root: str | None = None) -> dic
     return out
 
 
-class Translator:
+class Translator(PredictorBase):
     """Inference from a checkpoint: ``nlpseq.load(path).translate(["Ein Mann fährt Fahrrad ."], beam=5)``."""
 
+    offers = ("translate(texts, beam=, length_penalty=)", "predict(texts, beam=)")
     prediction_options = ("beam",)
     evaluation_options = ("beam", "length_penalty", "attention_plot", "src", "ref")
 
@@ -278,8 +290,10 @@ class Translator:
                 raise NlpseqError(f"input {i + 1} is empty: nothing to translate")
         return self.task.translate(self.model, [t.strip() for t in texts], beam, length_penalty)[0]
 
-    def predict(self, texts: list[str], beam: int | None = None) -> list[dict]:
-        """Each text -> ``{"text", "translation"}`` (the uniform predictor call of ``predict.py``)."""
+    def predict(self, texts: list[str], beam: int | None = None, **options) -> list[dict]:
+        """Each text -> ``{"text", "translation"}`` (the uniform predictor call of ``predict.py``); an option
+        other than ``beam`` is an error."""
+        self.check_options(options, self.prediction_options)
         if isinstance(texts, str):
             texts = [texts]
         return [{"text": t, "translation": h} for t, h in zip(texts, self.translate(texts, beam))]
