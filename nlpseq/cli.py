@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 from typing import BinaryIO
 
 from omegaconf import DictConfig, OmegaConf
@@ -32,6 +33,19 @@ def required_checkpoint(cfg: DictConfig) -> str:
     if path in (None, ""):
         raise NlpseqError("checkpoint= is required: the path of a checkpoint file "
                           "(e.g. checkpoint=runs/ner/.../checkpoints/best.pt)")
+    return str(path)
+
+
+def writable_output(path: str | None) -> str | None:
+    """``output=``: checked before any prediction is made, so a bad path costs nothing: an :class:`NlpseqError`
+    when it is a directory or its folder does not exist."""
+    if path is None:
+        return None
+    target = Path(str(path))
+    if target.is_dir():
+        raise NlpseqError(f"output={path} is a directory; expected a file name to write the predictions to")
+    if not target.parent.is_dir():
+        raise NlpseqError(f"output={path}: the folder {target.parent} does not exist")
     return str(path)
 
 

@@ -21,7 +21,7 @@ import hydra
 from omegaconf import DictConfig
 
 import nlpseq
-from nlpseq.cli import exits_cleanly, required_checkpoint
+from nlpseq.cli import exits_cleanly, required_checkpoint, writable_output
 from nlpseq.inference import given_options, inference_device
 
 COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quantize")
@@ -31,6 +31,7 @@ COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quant
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     checkpoint = required_checkpoint(cfg)
+    writable_output(cfg.output)
     quantize = bool(cfg.get("quantize", False))
     predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
     options = given_options(cfg, tuple(k for k in cfg if k not in COMMON), predictor.evaluation_options,

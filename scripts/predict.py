@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig
 
 import nlpseq
-from nlpseq.cli import exits_cleanly, read_input_lines, required_checkpoint, stdin_bytes
+from nlpseq.cli import exits_cleanly, read_input_lines, required_checkpoint, stdin_bytes, writable_output
 from nlpseq.data.io import STDIN, decode_line
 from nlpseq.errors import DataError, NlpseqError
 from nlpseq.inference import given_options, inference_device
@@ -33,6 +33,7 @@ def main(cfg: DictConfig) -> None:
     if cfg.format not in ("text", "jsonl"):
         raise NlpseqError(f"format must be text or jsonl, got {cfg.format!r}")
     checkpoint = required_checkpoint(cfg)
+    writable_output(cfg.output)
     quantize = bool(cfg.get("quantize", False))
     predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
     options = given_options(cfg, tuple(k for k in cfg if k not in COMMON), predictor.prediction_options,

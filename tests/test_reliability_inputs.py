@@ -258,3 +258,12 @@ def test_translation_output_has_a_line_per_source_line(tmp_path):
     lines = output.read_text(encoding="utf-8").split("\n")
     assert len(lines) == 6 and lines[-1] == ""  # 5 lines, each ending in a newline
     assert [bool(line) for line in lines[:5]] == [True, False, True, False, True]
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_predicting(tmp_path):
+    for script, args in (("predict.py", ("input=-",)), ("evaluate.py", ("split=test",))):
+        done = run_inline(script, f"checkpoint={NER}", *args, f"output={tmp_path}", stdin=b"EU rejects it .\n")
+        one_error(done, f"output={tmp_path} is a directory; expected a file name")
+        done = run_inline(script, f"checkpoint={NER}", *args, f"output={tmp_path}/no/such/out.txt",
+                          stdin=b"EU rejects it .\n")
+        one_error(done, f"the folder {tmp_path}/no/such does not exist")
