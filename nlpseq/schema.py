@@ -20,7 +20,8 @@ from nlpseq.errors import ConfigError
 # task -> (model.architecture, data.kind) it takes
 TASK_INPUTS = {"ner": ("tagger", "tagged"), "sentiment": ("classifier", "labeled"),
                "translation": ("seq2seq", "parallel"), "forecast": ("forecaster", "series")}
-DATA_EXAMPLES = {"tagged": "conll2003", "labeled": "sst2", "parallel": "multi30k", "series": "etth1"}  # for the error messages
+# for the error messages
+DATA_EXAMPLES = {"tagged": "conll2003", "labeled": "sst2", "parallel": "multi30k", "series": "etth1"}
 
 
 POSITIVE = Int(ge=1)
@@ -227,7 +228,12 @@ def _check_related(trainer: dict, model: dict, data: dict) -> None:
 
 
 def _check_forecast(task: dict, model: dict, data: dict) -> None:
-    """A forecaster's window against its segments, and the split borders."""
+    """A forecaster's window against its segments, the file and target a CSV needs, and the split borders."""
+    for key in ("path", "target"):
+        if data.get(key) == "???":
+            raise ConfigError(f"data.{key} is required with data={data.get('name')}: "
+                              + ("data.path=FILE (a CSV with a header and a date column)" if key == "path"
+                                 else "data.target=COLUMN (the variable forecast with task.features=S or MS)"))
     length, segment = task.get("input_length"), model.get("segment_length")
     if isinstance(length, int) and isinstance(segment, int) and length % segment:
         raise ConfigError(f"task.input_length={length} must be a multiple of model.segment_length={segment} (the "

@@ -6,8 +6,10 @@ accuracy, macro-F1, per-class precision/recall and the confusion matrix, writes 
 to FILE and the confusion matrix to ``FILE.confusion.png``. Translation prints sacrebleu's BLEU and chrF with
 their signatures and writes one detokenized translation per line; ``src=FILE ref=FILE`` replace the split,
 ``beam=``, ``length_penalty=`` override the checkpoint's decoding and ``attention_plot=N`` draws sentence N's
-attention. ``quantize=true`` scores the model with its recurrent and linear layers dynamically quantized to
-int8 (CPU only: faster, slightly different scores).
+attention. A forecast checkpoint prints MSE / MAE per variable and overall over every window of the split, with
+the repeat-last, seasonal-naive and ARIMA baselines beside (``arima=false``, ``arima_order=[p,d,q]``), and writes
+the forecasts as CSV and ``FILE.png`` (``plot_windows=N``). ``quantize=true`` scores the model with its
+recurrent and linear layers dynamically quantized to int8 (CPU only: faster, slightly different scores).
 
 Settings beyond the common ones below are options of the checkpoint's task (its predictor's
 ``evaluation_options``); giving one to a model of another task is an error naming both.

@@ -5,8 +5,10 @@ One input per line. NER tokenizes each line by the rule in ``nlpseq/data/tokeniz
 line with the tokens, tags and entity spans (character offsets, end exclusive). Sentiment prints
 ``label<TAB>name=probability ...`` per line, or with ``format=jsonl`` ``{"text", "label", "probabilities"}``.
 Translation prints one translation per line (``beam=`` overrides the checkpoint's beam size), or with
-``format=jsonl`` ``{"text", "translation"}``. ``interactive=true`` predicts each line as it is typed on
-standard input (prompt on standard error) until end of input. ``quantize=true`` predicts with the recurrent
+``format=jsonl`` ``{"text", "translation"}``. A forecaster reads one CSV history (``input=history.csv``) and prints
+the next ``task.horizon`` rows as CSV with a header (``format=jsonl``: one JSON object per row).
+``interactive=true`` predicts each line as it is typed on standard input (prompt on standard error) until end of
+input. ``quantize=true`` predicts with the recurrent
 and linear layers dynamically quantized to int8 (CPU only: faster, slightly different scores).
 """
 

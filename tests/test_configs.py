@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from nlpseq.data.datasets import MANIFEST
 from nlpseq.models.classifier import build_classifier
+from nlpseq.models.forecaster import build_forecaster
 from nlpseq.models.seq2seq import build_seq2seq
 from nlpseq.models.tagger import build_tagger
 from nlpseq.optim import build_optimizer, build_scheduler
@@ -38,6 +39,8 @@ def build_model(model_cfg):
         return build_tagger(model_cfg, 50, 20, ["O", "B-PER", "I-PER"])
     if model_cfg.architecture == "classifier":
         return build_classifier(model_cfg, 30, 2, num_chars=20)
+    if model_cfg.architecture == "forecaster":
+        return build_forecaster(model_cfg, 4 * model_cfg.segment_length, 24, 3, [0, 1, 2])
     return build_seq2seq(model_cfg, 40, 30, pad_id=0)
 
 
@@ -58,8 +61,12 @@ def test_every_model_preset_instantiates(option):
 
 @pytest.mark.parametrize("option", options("data"))
 def test_every_data_preset_names_a_known_corpus(option):
-    cfg = compose_config([f"task={matching_task('data', option)}", f"data={option}"])
+    given = ["data.path=series.csv", "data.target=OT"] if option == "csv" else []  # data=csv: the user's file
+    cfg = compose_config([f"task={matching_task('data', option)}", f"data={option}", *given])
     validate(cfg)
+    if cfg.data.kind == "series":
+        assert option == "csv" or cfg.data.path in MANIFEST[cfg.data.name]["files"]
+        return
     files = MANIFEST[cfg.data.name]["files"]
     for split in ("train", "dev", "test"):
         name = cfg.data[split]

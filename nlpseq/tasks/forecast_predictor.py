@@ -1,7 +1,7 @@
 """A trained forecaster: ``nlpseq.load(path).predict(history)`` and what ``predict.py`` / ``evaluate.py`` drive.
 
 ``history`` is a table with the training columns (more are ignored): a pandas ``DataFrame`` (the timestamps a
-column or the index), a list of row dicts, or a :class:`Series` read from a CSV file. Its last
+column or the index), a list of row dicts, the path of a CSV file, or a :class:`Series` read from one. Its last
 ``task.input_length`` rows, spaced by the training data's time step, are the model's input; the result is one
 dict per forecast step: ``{"date": "...", "<column>": value, ...}`` in the data's units, with the quantile
 forecasts beside (``"OT_q10"``, ``"OT_q90"``) when the model has them.
@@ -13,6 +13,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -105,6 +106,8 @@ class Forecaster(PredictorBase):
         return ",".join([result["date"], *(repr(result[n]) for n in self._names())]) + "\n"
 
     def _as_series(self, history) -> Series:
+        if isinstance(history, (str, Path)):
+            return read_series(history, self.task.columns, str(self.task.cfg.data.date_column))
         if isinstance(history, Series):
             missing = [c for c in self.task.columns if c not in history.columns]
             if missing:

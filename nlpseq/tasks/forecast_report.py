@@ -51,7 +51,8 @@ def forecast_report(task, model, examples, output: str | None = None, arima: boo
                                               else None)
     if output:
         write_forecasts(task, examples, forecasts, output)
-        text += f"\nforecasts (data units) written to {output}; plot in {plot(task, examples, forecasts, output, plot_windows)}"
+        png = plot(task, examples, forecasts, output, plot_windows)
+        text += f"\nforecasts (data units) written to {output}; plot in {png}"
     return text
 
 
@@ -117,7 +118,8 @@ def write_forecasts(task, examples, forecasts: np.ndarray, output: str) -> None:
 
 
 def plot(task, examples, forecasts: np.ndarray, output: str, count: int | None = None) -> str:
-    """Draw ``count`` windows spread over the examples (the target, data units) to ``output.png``."""
+    """Draw ``count`` windows spread over the examples (the target, data units; the input's last ``2 * horizon``
+    steps) to ``output.png``."""
     from nlpseq.plots import plot_forecasts
 
     target = str(task.cfg.data.target)
@@ -126,7 +128,8 @@ def plot(task, examples, forecasts: np.ndarray, output: str, count: int | None =
     picked = np.unique(np.linspace(0, len(examples) - 1, max(int(count or 4), 1)).round().astype(int))
     length, horizon = task.input_length, task.horizon
     scale = task.scaler.std[column], task.scaler.mean[column]
-    history = [examples.rows[w:w + length, column] * scale[0] + scale[1] for w in picked]
+    shown = min(length, 2 * horizon)  # a long input would squeeze the forecast into a corner
+    history = [examples.rows[w + length - shown:w + length, column] * scale[0] + scale[1] for w in picked]
     truth = [examples.rows[w + length:w + length + horizon, column] * scale[0] + scale[1] for w in picked]
     point = task.point(forecasts)[picked, :, j] * scale[0] + scale[1]
     band = None
