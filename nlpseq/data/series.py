@@ -58,13 +58,14 @@ def parse_series(lines: list[str], source: str, columns: list[str] | None = None
     if not rows:
         raise DataError(source, None, f"is empty; expected a header line with {date_column!r} and value columns")
     header = [name.strip() for name in rows[0]]
+    header_line = first_line or None  # rows given from Python have no header line to name
     if date_column not in header:
-        raise DataError(source, first_line, f"has no column {date_column!r} (the timestamps); the header has "
+        raise DataError(source, header_line, f"has no column {date_column!r} (the timestamps); the header has "
                         f"{', '.join(header)}")
     wanted = [c for c in header if c != date_column] if columns is None else list(columns)
     missing = [c for c in wanted if c not in header]
     if missing:
-        raise DataError(source, first_line, f"has no column {', '.join(map(repr, missing))}; the header has "
+        raise DataError(source, header_line, f"has no column {', '.join(map(repr, missing))}; the header has "
                         f"{', '.join(header)}")
     if len(rows) < 2:
         raise DataError(source, None, "has a header but no rows")

@@ -172,7 +172,7 @@ def _csv_lines(history, date_column: str) -> list[str]:
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):  # np.float64 too, whose repr is 'np.float64(...)'
+        return repr(float(value))
     return str(value)
 
