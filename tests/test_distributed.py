@@ -29,6 +29,7 @@ from nlpseq.tasks import TASKS
 from nlpseq.tasks.common import Objective
 from nlpseq.trainer import train, train_step
 from tests.conftest import TINY_MODEL, compose_config
+from tests.test_forecast import tiny_config, write_series
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_DROPOUT = ["model.dropout=0", "model.word_dropout=0", "model.singleton_dropout=0"]
@@ -82,6 +83,12 @@ def _toy_loss(model: SparseToy, ids: torch.Tensor) -> torch.Tensor:
 def _setup(kind: str, root: str):
     """``(model, objective, optimizer, [batch of rank 0, batch of rank 1])``, the same in every process."""
     torch.manual_seed(0)
+    if kind == "forecast":  # root: a CSV series
+        cfg = tiny_config(Path(root), "model.dropout=0")
+        task = TASKS["forecast"].from_config(cfg)
+        model = task.build_model()
+        optimizer = build_optimizer(model, cfg.trainer, torch.device("cpu"))
+        return model, task.objective(model), optimizer, [task.collate([0, 1, 2, 3], 0), task.collate([4, 5, 6], 0)]
     if kind == "ner":
         cfg = compose_config(["task=ner", f"data.root={root}", "data.download=false", *TINY_MODEL, *NO_DROPOUT])
         task = TASKS["ner"].from_config(cfg)
@@ -105,10 +112,11 @@ def _ddp_step_worker(rank: int, store: str, kind: str, root: str, out: str) -> N
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("kind", ["ner", "sparse"])
+@pytest.mark.parametrize("kind", ["ner", "sparse", "forecast"])
 def test_a_ddp_step_equals_one_step_on_the_mean_of_the_two_losses(kind, tiny_conll, tmp_path):
-    _run_workers(_ddp_step_worker, str(tmp_path / "store"), kind, str(tiny_conll), str(tmp_path / "rank0.pt"))
-    model, objective, optimizer, batches = _setup(kind, str(tiny_conll))
+    root = str(write_series(tmp_path / "series.csv") if kind == "forecast" else tiny_conll)
+    _run_workers(_ddp_step_worker, str(tmp_path / "store"), kind, root, str(tmp_path / "rank0.pt"))
+    model, objective, optimizer, batches = _setup(kind, root)
     optimizer.zero_grad()
     ((objective(batches[0]) + objective(batches[1])) / 2).backward()
     optimizer.step()
@@ -116,7 +124,7 @@ def test_a_ddp_step_equals_one_step_on_the_mean_of_the_two_losses(kind, tiny_con
     moved = 0
     for name, weight in model.state_dict().items():
         torch.testing.assert_close(distributed[name], weight, rtol=0, atol=1e-6, msg=name)
-        moved += int(not torch.equal(weight, _setup(kind, str(tiny_conll))[0].state_dict()[name]))
+        moved += int(not torch.equal(weight, _setup(kind, root)[0].state_dict()[name]))
     assert moved >= 2  # the step changed the weights
 
 

@@ -201,3 +201,11 @@ def test_dev_size_larger_than_the_training_file():
             split_off(examples, size, seed=0)
         assert str(error.value).startswith(f"data.dev_size={size} but the training file has only 5 examples; ")
     assert [len(part) for part in split_off(examples, 4, seed=0)] == [1, 4]
+
+
+def test_a_csv_series_names_its_file_and_target():
+    assert refusal(["task=forecast", "data=csv"]).startswith("data.path is required with data=csv: data.path=FILE")
+    assert refusal(["task=forecast", "data=csv", "data.path=x.csv"]).startswith(
+        "data.target is required with data=csv: data.target=COLUMN")
+    assert refusal(["task=forecast", "data.borders=[100,50,200]"]) == (
+        "data.borders must increase (ends of train, validation, test), got [100, 50, 200]")
