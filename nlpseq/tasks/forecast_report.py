@@ -49,6 +49,8 @@ def forecast_report(task, model, examples, output: str | None = None, arima: boo
     text = "\n".join(notes) + "\n\n" + _table(methods, task.output_columns, targets, arima_column,
                                               task.output_columns.index(target) if target in task.output_columns
                                               else None)
+    if len(task.quantiles) >= 2:
+        text += "\n" + _coverage(task.quantiles, forecasts, targets)
     if output:
         write_forecasts(task, examples, forecasts, output)
         png = plot(task, examples, forecasts, output, plot_windows)
@@ -88,6 +90,19 @@ def _table(methods: dict[str, np.ndarray], columns: list[str], targets: np.ndarr
                 cells.append(_scores(forecast[:, :, picked], targets[:, :, picked]))
         lines.append(f"{column:<10}" + "".join(f"{c:>{max(width, 17)}}" for c in cells))
     return "\n".join(lines)
+
+
+def _coverage(quantiles: tuple[float, ...], forecasts: np.ndarray, targets: np.ndarray) -> str:
+    """How often the truth falls between the lowest and the highest quantile forecast, against the nominal rate,
+    and the mean pinball loss of each quantile."""
+    low, high = forecasts.min(-1), forecasts.max(-1)
+    inside = float(((targets >= low) & (targets <= high)).mean())
+    error = targets[..., None] - forecasts
+    q = np.asarray(quantiles)
+    pinball = np.maximum(q * error, (q - 1) * error).mean(axis=(0, 1, 2))
+    losses = ", ".join(f"q{level * 100:g} {value:.4f}" for level, value in zip(quantiles, pinball))
+    return (f"interval [q{min(quantiles) * 100:g}, q{max(quantiles) * 100:g}] holds {100 * inside:.1f}% of the true "
+            f"values (nominal {100 * (max(quantiles) - min(quantiles)):.0f}%); pinball loss {losses}")
 
 
 def _scores(forecast: np.ndarray, truth: np.ndarray) -> str:
