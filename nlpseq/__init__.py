@@ -1,4 +1,4 @@
-"""nlpseq: recurrent sequence models (RNN, LSTM, GRU) for NER, sentiment and translation."""
+"""nlpseq: recurrent sequence models (RNN, LSTM, GRU) for NER, sentiment, translation and forecasting."""
 
 from nlpseq.checkpoint import load
 
