@@ -1,5 +1,5 @@
 """Metrics: seqeval entity scores (NER); accuracy, macro-F1 and the confusion matrix (classification);
-sacrebleu corpus BLEU and chrF (translation)."""
+sacrebleu corpus BLEU and chrF (translation); how a score is shown."""
 
 from __future__ import annotations
 
@@ -134,3 +134,8 @@ def translation_report(scores: dict) -> str:
     """BLEU and chrF lines as sacrebleu prints them, each followed by its signature."""
     return (f"{scores['bleu_text']}\n  signature: {scores['bleu_signature']}\n"
             f"{scores['chrf_text']}\n  signature: {scores['chrf_signature']}")
+
+
+def show_score(value: float) -> str:
+    """A dev score for the log: percentages and BLEU with 2 decimals, small errors (MSE 0.0912) with 4."""
+    return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"

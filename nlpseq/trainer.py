@@ -27,6 +27,7 @@ from nlpseq.contract import TrainingTask, check_task
 from nlpseq.data.batching import batch_plan, move_batch
 from nlpseq.distributed import any_rank, mean_over_ranks, sum_over_ranks
 from nlpseq.errors import TrainingDiverged
+from nlpseq.metrics import show_score
 from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients, densify_gradients, use_sparse_embeddings
 from nlpseq.precision import Precision
 from nlpseq.rundir import lock_run_dir, remove_partial_files, unlock_run_dir
@@ -231,8 +232,8 @@ class Trainer:
         if self.metrics_file is not None:
             self.metrics_file.write(json.dumps(record) + "\n")
             self.metrics_file.flush()
-        log.info("epoch %d step %d: train loss %.4f, dev %s %.4g%s", epoch, state.step, record["train_loss"],
-                 task.metric, score, " (best)" if improved else "")
+        log.info("epoch %d step %d: train loss %.4f, dev %s %s%s", epoch, state.step, record["train_loss"],
+                 task.metric, show_score(score), " (best)" if improved else "")
         self.window.update(loss=0.0, grad_norm=0.0, batches=0)
         return bool(self.tc.patience) and state.bad_evals >= self.tc.patience
 

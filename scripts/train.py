@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from nlpseq.cli import exits_cleanly
 from nlpseq.distributed import broadcast_object, rank_zero_first
+from nlpseq.metrics import show_score
 from nlpseq.rundir import lock_named_run_dir
 from nlpseq.runtime import flush_denormals, hydra_overrides_for_rank, start, stop
 from nlpseq.schema import validate
@@ -47,8 +48,9 @@ def main(cfg: DictConfig) -> float | None:
     log.info("finished in %.1f min: %d epochs, %d steps", (time.perf_counter() - start_time) / 60,
              result["epochs"], result["steps"])
     if runtime.is_main:
-        print(f"best checkpoint: {result['best_checkpoint']} "
-              f"(dev {result['metric']} {result['best_score']:.2f} at epoch {result['best_epoch']})", flush=True)
+        score = show_score(result["best_score"])
+        print(f"best checkpoint: {result['best_checkpoint']} (dev {result['metric']} {score} at epoch "
+              f"{result['best_epoch']})", flush=True)
     return result["best_score"]  # the value a Hydra sweeper optimises
 
 
