@@ -88,9 +88,16 @@ class Predictor(Protocol):
     model: nn.Module
     prediction_options: tuple[str, ...]
     evaluation_options: tuple[str, ...]
+    reads_lines: bool  # predict.py's input is one text per line (so interactive=true works)
+    text_header: str  # printed before the results by predict.py format=text ("" for none)
+
+    def read_inputs(self, path: str) -> Any:
+        """``predict.py input=PATH`` (``-``: standard input) as what :meth:`predict` takes: the lines of text, or
+        for a forecaster one history table."""
+        ...
 
     def predict(self, texts: list[str], **options) -> list[dict]:
-        """One JSON-serialisable dict per input text."""
+        """One JSON-serialisable dict per input text (a forecaster: per forecast step of one history)."""
         ...
 
     def format_text(self, result: dict) -> str:
