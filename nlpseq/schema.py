@@ -19,9 +19,11 @@ from nlpseq.errors import ConfigError
 
 # task -> (model.architecture, data.kind) it takes
 TASK_INPUTS = {"ner": ("tagger", "tagged"), "sentiment": ("classifier", "labeled"),
-               "translation": ("seq2seq", "parallel"), "forecast": ("forecaster", "series")}
+               "translation": ("seq2seq", "parallel"), "forecast": ("forecaster", "series"),
+               "memory": ("probe", "generated")}
 # for the error messages
-DATA_EXAMPLES = {"tagged": "conll2003", "labeled": "sst2", "parallel": "multi30k", "series": "etth1"}
+DATA_EXAMPLES = {"tagged": "conll2003", "labeled": "sst2", "parallel": "multi30k", "series": "etth1",
+                 "generated": "adding"}
 
 
 POSITIVE = Int(ge=1)
@@ -74,6 +76,8 @@ MODEL: dict[str, dict[str, Rule]] = {  # per model.architecture
         "instance_norm": Choice("last", "mean", "none"),
         "quantiles": List(item=Float(gt=0, lt=1), size=1, null=True, distinct=True,
                           what="a list of distinct quantiles in (0, 1), e.g. [0.1, 0.5, 0.9]")},
+    "probe": {"cell": CELL, "hidden_size": POSITIVE, "layers": POSITIVE, "forget_bias": Float(),
+              "recurrent_scale": Float(gt=0)},
 }
 _CORPUS: dict[str, Rule] = {
     "name": Str(), "root": Str(what="a folder"), "download": BOOL, "train": Str(what="a file name"),
@@ -103,6 +107,10 @@ DATA: dict[str, dict[str, Rule]] = {  # per data.kind
         "borders": List(item=Int(ge=1), size=3, max_size=3, null=True,
                         what="a list of three increasing row numbers (ends of train, validation, test)"),
         "season": POSITIVE},
+    "generated": {
+        "problem": Choice("adding", "copy", "order"), "length": POSITIVE,
+        **{f"{split}_{key}": rule for split in ("train", "dev", "test") for key, rule in (("size", POSITIVE),
+                                                                                         ("seed", Int()))}},
 }
 TASK: dict[str, Rule] = {  # the keys a task has (translation's and forecast's)
     "name": Choice(*TASK_INPUTS), "metric": Choice("bleu", "loss", "mse", "mae"),

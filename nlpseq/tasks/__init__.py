@@ -5,9 +5,10 @@ and its config presets; the trainer and the scripts stay as they are.
 """
 
 from nlpseq.tasks.forecast import ForecastTask
+from nlpseq.tasks.memory import MemoryTask
 from nlpseq.tasks.ner import NerTask
 from nlpseq.tasks.sentiment import SentimentTask
 from nlpseq.tasks.translation import TranslationTask
 
 TASKS = {"ner": NerTask, "sentiment": SentimentTask, "translation": TranslationTask,
-         "forecast": ForecastTask}
+         "forecast": ForecastTask, "memory": MemoryTask}
