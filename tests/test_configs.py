@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from nlpseq.data.datasets import MANIFEST
 from nlpseq.models.classifier import build_classifier
 from nlpseq.models.forecaster import build_forecaster
+from nlpseq.models.memory import build_memory_model
 from nlpseq.models.seq2seq import build_seq2seq
 from nlpseq.models.tagger import build_tagger
 from nlpseq.optim import build_optimizer, build_scheduler
@@ -41,6 +42,8 @@ def build_model(model_cfg):
         return build_classifier(model_cfg, 30, 2, num_chars=20)
     if model_cfg.architecture == "forecaster":
         return build_forecaster(model_cfg, 4 * model_cfg.segment_length, 24, 3, [0, 1, 2])
+    if model_cfg.architecture == "probe":
+        return build_memory_model(model_cfg, 2, 1, per_step=False)
     return build_seq2seq(model_cfg, 40, 30, pad_id=0)
 
 
@@ -66,6 +69,9 @@ def test_every_data_preset_names_a_known_corpus(option):
     validate(cfg)
     if cfg.data.kind == "series":
         assert option == "csv" or cfg.data.path in MANIFEST[cfg.data.name]["files"]
+        return
+    if cfg.data.kind == "generated":  # no files: the problem is generated from seeds
+        assert cfg.data.problem == option
         return
     files = MANIFEST[cfg.data.name]["files"]
     for split in ("train", "dev", "test"):
