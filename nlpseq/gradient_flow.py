@@ -48,7 +48,7 @@ def state_gradient_norms(model, inputs: torch.Tensor, loss_fn: Callable[[torch.T
         top.append(x)
     loss = loss_fn(model.readout(torch.stack(top, dim=1)))
     gradients = torch.autograd.grad(loss, top)
-    return torch.stack([g.norm(dim=-1).mean() for g in gradients]).detach(), float(loss)
+    return torch.stack([g.norm(dim=-1).mean() for g in gradients]).detach(), float(loss.detach())
 
 
 def flow_ratio(norms: torch.Tensor) -> float:

@@ -41,7 +41,8 @@ def main(cfg: DictConfig) -> None:
     root = cfg.data_root or os.environ.get("NLPSEQ_DATA")
     examples = predictor.read_examples(cfg.split, cfg.file, root, **options)
     files = [str(options[k]) for k in ("src", "ref") if k in options]
-    source = cfg.file or " / ".join(files) or f"{predictor.task.cfg.data.name} {cfg.split}"
+    data = predictor.task.cfg.data
+    source = cfg.file or " / ".join(files) or f"{data.get('name') or data.get('problem')} {cfg.split}"
     print(f"{source}: {len(examples)} examples")
     print(predictor.report(examples, cfg.output, **options))
     if cfg.output:

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlpseq.cli import exits_cleanly  # noqa: E402
+from nlpseq.data.memory import check_problem  # noqa: E402
 from nlpseq.runtime import flush_denormals, start, stop  # noqa: E402
 from nlpseq.schema import validate  # noqa: E402
 from nlpseq.study import clipping_demo, result_rows, run_one  # noqa: E402
@@ -40,6 +41,9 @@ def main(cfg: DictConfig) -> None:
         validate(config, {})
         return config
 
+    for problem in study.tasks:  # every setting refused now, not after the trainings before it
+        for length in study.lengths:
+            check_problem(str(problem), int(length))
     flush_denormals()
     runtime = start(str(cfg.device), cfg.num_threads)
     try:

@@ -131,7 +131,8 @@ def test_refused_combinations_without_hydra_name_the_keys():
 
 
 def test_unknown_task_lists_the_known_ones():
-    assert refusal(["task.name=pos"]) == "task.name must be one of ner, sentiment, translation, forecast, memory, got 'pos'"
+    assert refusal(["task.name=pos"]) == ("task.name must be one of ner, sentiment, translation, forecast, memory, "
+                                          "got 'pos'")
 
 
 @pytest.mark.parametrize("overrides, expected", [

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 
 import torch
 
+from nlpseq.errors import ConfigError
+
 COPY_SYMBOLS, COPY_RECALL = 8, 10  # 8 symbols to remember, 10 of them per sequence
 COPY_BLANK, COPY_DELIMITER = 0, 9
 ORDER_X, ORDER_Y, ORDER_B, ORDER_E = 4, 5, 6, 7
 KINDS = ("adding", "copy", "order")
 VOCABULARY = {"copy": COPY_SYMBOLS + 2, "order": 8}  # one-hot width of the symbol problems
+MINIMUM_LENGTH = {"adding": 2, "copy": 1, "order": 10}  # a marker in each half; X/Y windows apart
 
 
 @dataclass
@@ -42,13 +45,18 @@ class MemoryExamples:
 
 def generate(kind: str, count: int, length: int, seed: int) -> MemoryExamples:
     """``count`` examples of problem ``kind`` with ``length`` T; the same ones for the same ``seed``."""
-    if kind not in KINDS:
-        raise ValueError(f"the memory problem must be one of {', '.join(KINDS)}, got {kind!r}")
-    minimum = {"adding": 2, "copy": 1, "order": 10}[kind]
-    if length < minimum:
-        raise ValueError(f"the {kind} problem needs T >= {minimum}, got {length}")
+    check_problem(kind, length)
     generator = torch.Generator().manual_seed(int(seed))
     return {"adding": _adding, "copy": _copy, "order": _order}[kind](count, length, generator)
+
+
+def check_problem(kind: str, length: int) -> None:
+    """A :class:`ConfigError` (also a ``ValueError``) for an unknown problem or a ``length`` too short for it."""
+    if kind not in KINDS:
+        raise ConfigError(f"data.problem must be one of {', '.join(KINDS)}, got {kind!r}")
+    if length < MINIMUM_LENGTH[kind]:
+        raise ConfigError(f"data.length={length} is too short for the {kind} problem: it needs T >= "
+                          f"{MINIMUM_LENGTH[kind]}")
 
 
 def _adding(count: int, length: int, g: torch.Generator) -> MemoryExamples:

@@ -10,7 +10,16 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from nlpseq.data.memory import COPY_RECALL, COPY_SYMBOLS, VOCABULARY, MemoryExamples, chance, generate, one_hot_inputs
+from nlpseq.data.memory import (
+    COPY_RECALL,
+    COPY_SYMBOLS,
+    VOCABULARY,
+    MemoryExamples,
+    chance,
+    check_problem,
+    generate,
+    one_hot_inputs,
+)
 from nlpseq.errors import NlpseqError, check_choice
 from nlpseq.inference import PredictorBase, evaluating
 from nlpseq.models.memory import MemoryModel, build_memory_model
@@ -45,7 +54,7 @@ class MemoryTask:
     name = "memory"
 
     def __init__(self, cfg: DictConfig):
-        check_choice("data.problem", cfg.data.problem, SIZES)
+        check_problem(str(cfg.data.problem), int(cfg.data.length))
         self.cfg, self.kind, self.length = cfg, str(cfg.data.problem), int(cfg.data.length)
         self.metric = "mse" if self.kind == "adding" else "accuracy"
         self.higher_is_better = self.kind != "adding"
