@@ -8,6 +8,7 @@ Each training is an ordinary ``task=memory`` run (the trainer, checkpoints and m
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable
@@ -62,15 +63,17 @@ def measure_flow(task: MemoryTask, model, count: int) -> torch.Tensor:
     the recalled symbols, so the first steps get gradient only through time."""
     test = task.split("test")
     batch = task.batch(test, torch.arange(min(count, len(test))))
+    # in float64: a plain RNN's gradient at the first of 100 steps is below float32's range (it would read 0)
+    model = copy.deepcopy(model).double()
     device = next(model.parameters()).device
 
     def loss(outputs: torch.Tensor) -> torch.Tensor:
-        outputs, targets = outputs.float().cpu(), batch.targets
+        outputs, targets = outputs.cpu(), batch.targets.double() if task.kind == "adding" else batch.targets
         if task.kind == "copy":  # the recall alone: the loss of emitting blanks would reach every step directly
             outputs, targets = outputs[:, -COPY_RECALL:], targets[:, -COPY_RECALL:]
         return memory_loss(task.kind, outputs, targets)
 
-    return state_gradient_norms(model, batch.inputs.to(device), loss)[0]
+    return state_gradient_norms(model, batch.inputs.to(device, torch.float64), loss)[0]
 
 
 def run_one(study: DictConfig, compose: ComposeFn, problem: str, length: int, cell: str, seed: int, root: Path,
