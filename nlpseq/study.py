@@ -11,7 +11,11 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from nlpseq.data.memory import COPY_RECALL, chance
-from nlpseq.errors import TrainingDiverged
+from nlpseq.errors import NlpseqError, TrainingDiverged
 from nlpseq.gradient_flow import flow_ratio, state_gradient_norms
 from nlpseq.optim import build_optimizer
 from nlpseq.runtime import Runtime
@@ -76,6 +80,32 @@ def measure_flow(task: MemoryTask, model, count: int) -> torch.Tensor:
     return state_gradient_norms(model, batch.inputs.to(device, torch.float64), loss)[0]
 
 
+def run_dir_of(root: Path, problem: str, length: int, cell: str, seed: int) -> Path:
+    return root / "runs" / f"{problem}_T{length}_{cell}_seed{seed}"
+
+
+def train_in_parallel(study: DictConfig, settings: list[tuple[str, int, str, int]], root: Path, jobs: int,
+                      device: str) -> None:
+    """Run the trainings of ``settings`` as ``scripts/train.py`` processes, ``jobs`` at a time with one thread
+    each (small recurrent models gain little from a second thread; a second training gains a whole core). A
+    finished run directory is resumed at its last step, so :func:`run_one` then only measures."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def launch(setting: tuple[str, int, str, int]) -> None:
+        run_dir = run_dir_of(root, *setting)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, str(script), *overrides(study, *setting), f"device={device}",
+                   "trainer.num_threads=1", f"hydra.run.dir={run_dir}"]
+        with open(run_dir / "train.out", "w", encoding="utf-8") as out:
+            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+        if done.returncode:
+            raise NlpseqError(f"the training in {run_dir} failed (exit {done.returncode}); see {run_dir}/train.out")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(launch, settings))
+
+
 def run_one(study: DictConfig, compose: ComposeFn, problem: str, length: int, cell: str, seed: int, root: Path,
             runtime: Runtime) -> Result:
     """Train one cell on one problem (or reuse its finished run directory) and measure it."""
@@ -83,7 +113,7 @@ def run_one(study: DictConfig, compose: ComposeFn, problem: str, length: int, ce
     task = MemoryTask.from_config(cfg)
     torch.manual_seed(int(cfg.seed))  # the trainer's initial weights: the same seed, the same construction
     flow_init = measure_flow(task, task.build_model().to(runtime.device), int(study.gradient_batch))
-    run_dir = root / "runs" / f"{problem}_T{length}_{cell}_seed{seed}"
+    run_dir = run_dir_of(root, problem, length, cell, seed)
     summary = train(task, cfg, run_dir, runtime)
     import nlpseq  # the trained model as a user gets it: from its best checkpoint alone
 

@@ -1,7 +1,8 @@
 """The memory study: ``python scripts/study.py`` (``study=quick`` for a 5-minute look).
 
 Trains every cell of ``study.cells`` on every problem of ``study.tasks`` (adding, copy, order) and length of
-``study.lengths``, once per seed of ``study.seeds``, as ordinary ``task=memory`` runs; measures ‖∂L/∂h_t‖ for
+``study.lengths``, once per seed of ``study.seeds``, as ordinary ``task=memory`` runs (``study.jobs`` of them side
+by side, one thread each); measures ‖∂L/∂h_t‖ for
 every time step at initialisation and after training; shows a plain RNN's exploding gradients with and without
 clipping; writes ``report.md``, ``results.json`` and PNG plots to its run directory (``studies/<date>_<time>``,
 or ``hydra.run.dir=DIR``).
@@ -25,7 +26,7 @@ from nlpseq.cli import exits_cleanly  # noqa: E402
 from nlpseq.data.memory import check_problem  # noqa: E402
 from nlpseq.runtime import flush_denormals, start, stop  # noqa: E402
 from nlpseq.schema import validate  # noqa: E402
-from nlpseq.study import clipping_demo, result_rows, run_one  # noqa: E402
+from nlpseq.study import clipping_demo, result_rows, run_one, train_in_parallel  # noqa: E402
 from nlpseq.study_report import write_report  # noqa: E402
 
 log = logging.getLogger("nlpseq.study")
@@ -44,12 +45,14 @@ def main(cfg: DictConfig) -> None:
     for problem in study.tasks:  # every setting refused now, not after the trainings before it
         for length in study.lengths:
             check_problem(str(problem), int(length))
+    settings = [(str(problem), int(length), str(cell), int(seed)) for problem in study.tasks
+                for length in study.lengths for cell in study.cells for seed in study.seeds]
+    if int(study.jobs) > 1:  # train side by side first; run_one below then finds the runs finished
+        train_in_parallel(study, settings, root, int(study.jobs), str(cfg.device))
     flush_denormals()
     runtime = start(str(cfg.device), cfg.num_threads)
     try:
-        results = [run_one(study, compose_training, problem, int(length), cell, int(seed), root, runtime)
-                   for problem in study.tasks for length in study.lengths for cell in study.cells
-                   for seed in study.seeds]
+        results = [run_one(study, compose_training, *setting, root, runtime) for setting in settings]
         curves = clipping_demo(study, compose_training, runtime)
     finally:
         stop(runtime)

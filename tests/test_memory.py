@@ -475,3 +475,20 @@ def test_study_with_a_too_short_length_is_one_error_line(tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert len(errors) == 1 and "T >= 10" in errors[0], done.stderr
+
+
+def test_study_trains_side_by_side_with_the_same_results(tmp_path):
+    """``study.jobs=2``: the trainings run as two train.py processes; the study then only measures them, and the
+    scores equal those of the same study trained in its own process."""
+    common = ["study=quick", "num_threads=1", "study.steps=12", "study.eval_every=6", "study.lengths=[10]",
+              "study.tasks=[adding]", "study.cells=[rnn,gru]", "study.explode_steps=2", "study.explode_length=10",
+              "study.train_size=100", "study.hidden_size=8"]
+    scores = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        done = run_inline("study.py", *common, f"study.jobs={jobs}", f"hydra.run.dir={out}")
+        assert done.returncode in (0, None), done.stderr
+        rows = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
+        scores[jobs] = {r["cell"]: r["score"] for r in rows}
+    assert (tmp_path / "jobs2" / "runs" / "adding_T10_gru_seed0" / "train.out").exists()
+    assert scores[2] == pytest.approx(scores[1], rel=1e-5)
