@@ -131,11 +131,15 @@ def run_one(study: DictConfig, compose: ComposeFn, problem: str, length: int, ce
 
 def clipping_demo(study: DictConfig, compose: ComposeFn, runtime: Runtime) -> dict[str, list[float]]:
     """Gradient norms (before clipping) per step of a plain RNN whose recurrent weights are scaled by
-    ``study.explode_scale``, trained on the adding problem without clipping and with ``study.clip``."""
+    ``study.explode_scale``, trained on the adding problem without clipping and with ``study.clip``.
+
+    The optimizer is ``study.explode_optimizer`` (SGD): Adam divides each step by the gradient's running scale, so
+    an exploding gradient moves its weights no further than a small one; SGD's step grows with it."""
     curves = {}
     for name, clip in (("no clipping", math.inf), (f"clipping at {study.clip}", float(study.clip))):
         cfg = compose(overrides(study, "adding", int(study.explode_length), "rnn", int(study.seeds[0]))
-                      + [f"model.recurrent_scale={study.explode_scale}"])
+                      + [f"model.recurrent_scale={study.explode_scale}", f"trainer.optimizer={study.explode_optimizer}",
+                         f"trainer.lr={study.explode_lr}"])
         task = MemoryTask.from_config(cfg)
         torch.manual_seed(int(cfg.seed))
         model = task.build_model().to(runtime.device)

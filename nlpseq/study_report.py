@@ -111,11 +111,13 @@ def write_report(folder: Path, results: list[Result], cells: list[str], curves: 
     """``report.md`` and the plots in ``folder``."""
     flows, scores = plot_flows(results, cells, folder), plot_scores(results, cells, folder)
     clipping = plot_clipping(curves, folder, clip_title)
-    finals = {n: (v[-1] if v else float("nan")) for n, v in curves.items() if n.endswith(" loss")}
+    finals = {n: (statistics.mean(v[-50:]) if v else float("nan")) for n, v in curves.items() if n.endswith(" loss")}
+    peaks = {n: max(v, default=float("nan")) for n, v in curves.items() if not n.endswith(" loss")}
     text = [f"# The memory study\n\n`{command}`\n", "## Test scores (mean over seeds)\n", results_table(results, cells),
             "\n## Gradient reaching the first step: ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖\n", ratio_table(results, cells),
             "\n## Plots\n", *(f"- ![{p.stem}]({p.name})" for p in flows + scores + [clipping]),
-            f"\n## Clipping\n\n{clip_title}. Last training loss: "
+            f"\n## Clipping\n\n{clip_title}. Largest gradient norm: "
+            + ", ".join(f"{n} {v:.3g}" for n, v in peaks.items()) + "; mean training loss of the last 50 steps: "
             + ", ".join(f"{n[:-5]} {v:.4g}" for n, v in finals.items()) + ".\n"]
     path = folder / "report.md"
     path.write_text("\n".join(text) + "\n", encoding="utf-8")

@@ -58,8 +58,9 @@ def main(cfg: DictConfig) -> None:
         stop(runtime)
     (root / "results.json").write_text(json.dumps({"results": result_rows(results), "clipping": curves}),
                                        encoding="utf-8")
-    title = (f"plain RNN, adding T={study.explode_length}, recurrent weights x{study.explode_scale}: "
-             f"{study.explode_steps} steps without clipping and with clipping at {study.clip}")
+    title = (f"plain RNN, adding T={study.explode_length}, recurrent weights x{study.explode_scale}, "
+             f"{study.explode_optimizer} lr {study.explode_lr}: {study.explode_steps} steps without clipping and with "
+             f"clipping at {study.clip}")
     command = "python scripts/study.py " + " ".join(HydraConfig.get().overrides.task)
     report = write_report(root, results, list(study.cells), curves, command.strip(), title)
     print(f"report: {report}")
