@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from nlpseq.data.memory import (
     generate,
     one_hot_inputs,
 )
+from nlpseq.errors import NlpseqError
 from nlpseq.gradient_flow import flow_ratio, state_gradient_norms, unrolled_cells
 from nlpseq.models.memory import MemoryModel
 from nlpseq.tasks.common import Objective
@@ -492,3 +494,13 @@ def test_study_trains_side_by_side_with_the_same_results(tmp_path):
         scores[jobs] = {r["cell"]: r["score"] for r in rows}
     assert (tmp_path / "jobs2" / "runs" / "adding_T10_gru_seed0" / "train.out").exists()
     assert scores[2] == pytest.approx(scores[1], rel=1e-5)
+
+
+def test_bad_sequences_are_one_clear_error(trained):
+    predictor = nlpseq.load(trained["copy"]["best_checkpoint"])
+    for bad, message in (("[1, 2", "input 1 is not a JSON list of numbers: expected 30 symbol ids"),
+                         ("[1, 2, 3]", "input 1 has shape (3,): this copy model takes 30 symbol ids"),
+                         ([[11] * 30], "input 1 has a symbol outside 0..9"),
+                         ([], "no input: nothing to predict")):
+        with pytest.raises(NlpseqError, match=re.escape(message)):
+            predictor.predict(bad if isinstance(bad, list) else [bad])

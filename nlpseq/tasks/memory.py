@@ -157,9 +157,7 @@ class MemoryPredictor(PredictorBase):
     def predict(self, sequences: list, **options) -> list[dict]:
         self.check_options(options, self.prediction_options)
         task = self.task
-        parsed = [json.loads(s) if isinstance(s, str) else s for s in sequences]
-        dtype = torch.float32 if task.kind == "adding" else torch.long
-        examples = MemoryExamples(task.kind, torch.tensor(parsed, dtype=dtype), torch.zeros(len(parsed)))
+        examples = MemoryExamples(task.kind, self._inputs(sequences), torch.zeros(len(sequences)))
         with evaluating(self.model) as device:
             outputs = self.model(one_hot_inputs(examples).to(device)).float().cpu()
         if task.kind == "adding":
@@ -167,6 +165,29 @@ class MemoryPredictor(PredictorBase):
         if task.kind == "copy":
             return [{"recalled": row[-COPY_RECALL:].tolist()} for row in outputs.argmax(-1)]
         return [{"order": ORDER_CLASSES[int(c)]} for c in outputs.argmax(-1)]
+
+    def _inputs(self, sequences: list) -> torch.Tensor:
+        """The sequences as one tensor; an :class:`NlpseqError` naming the input that is not JSON, not of the
+        model's length or shape, or holds a symbol outside the problem's."""
+        task = self.task
+        steps = task.length + (20 if task.kind == "copy" else 0)
+        shape, what = ((steps, 2), "[value, marker] pairs") if task.kind == "adding" else ((steps,), "symbol ids")
+        rows = []
+        for i, sequence in enumerate(sequences, start=1):
+            try:
+                value = json.loads(sequence) if isinstance(sequence, str) else sequence
+                row = torch.tensor(value, dtype=torch.float32 if task.kind == "adding" else torch.long)
+            except (ValueError, TypeError, RuntimeError):
+                raise NlpseqError(f"input {i} is not a JSON list of numbers: expected {steps} {what}") from None
+            if tuple(row.shape) != shape:
+                raise NlpseqError(f"input {i} has shape {tuple(row.shape)}: this {task.kind} model takes {steps} "
+                                  f"{what}")
+            if task.kind != "adding" and not 0 <= int(row.min()) <= int(row.max()) < VOCABULARY[task.kind]:
+                raise NlpseqError(f"input {i} has a symbol outside 0..{VOCABULARY[task.kind] - 1}")
+            rows.append(row)
+        if not rows:
+            raise NlpseqError("no input: nothing to predict")
+        return torch.stack(rows)
 
     @staticmethod
     def format_text(result: dict) -> str:
