@@ -40,6 +40,14 @@ class Series:
     def __len__(self) -> int:
         return len(self.timestamps)
 
+    def select(self, columns: list[str]) -> Series:
+        """The same rows with only ``columns``, in that order; a :class:`DataError` naming the missing ones."""
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise DataError(self.path, None, f"has no column {', '.join(map(repr, missing))}")
+        return Series(self.path, self.timestamps, list(columns),
+                      self.values[:, [self.columns.index(c) for c in columns]])
+
 
 def read_series(path: str | Path, columns: list[str] | None = None, date_column: str = "date") -> Series:
     """The ``columns`` (default: every column but ``date_column``) of the CSV file ``path``, checked strictly."""

@@ -73,7 +73,7 @@ class ForecastTask:
     def from_config(cls, cfg: DictConfig) -> ForecastTask:
         series = read_data(cfg.data)
         columns, outputs = feature_columns(cfg, series.columns)
-        values = series.values[:, [series.columns.index(c) for c in columns]]
+        values = series.select(columns).values
         borders = split_borders(len(series), cfg.data.get("borders"), int(cfg.task.input_length))
         train_start, train_end = borders["train"]
         task = cls(cfg, columns, outputs, Scaler.fit(values[train_start:train_end]), time_step(series.timestamps))

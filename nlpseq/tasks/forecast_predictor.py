@@ -109,11 +109,7 @@ class Forecaster(PredictorBase):
         if isinstance(history, (str, Path)):
             return read_series(history, self.task.columns, str(self.task.cfg.data.date_column))
         if isinstance(history, Series):
-            missing = [c for c in self.task.columns if c not in history.columns]
-            if missing:
-                raise DataError(history.path, 1, f"has no column {', '.join(map(repr, missing))}")
-            values = history.values[:, [history.columns.index(c) for c in self.task.columns]]
-            return Series(history.path, history.timestamps, list(self.task.columns), values)
+            return history.select(self.task.columns)
         if isinstance(history, list) and len(history) == 1 and isinstance(history[0], Series):
             return self._as_series(history[0])  # predict.py passes what read_inputs gave
         return parse_series(_csv_lines(history, str(self.task.cfg.data.date_column)), ROWS, self.task.columns,
@@ -129,9 +125,7 @@ class Forecaster(PredictorBase):
         else:
             if split not in ("train", "dev", "test"):
                 raise NlpseqError(f"split must be one of train, dev, test, got {split!r}")
-            series = read_data(data, data_root)
-            series = Series(series.path, series.timestamps, task.columns,
-                            series.values[:, [series.columns.index(c) for c in task.columns]])
+            series = read_data(data, data_root).select(task.columns)
             borders = split_borders(len(series), data.get("borders"), task.input_length)
             (start, end), train = borders[split], task.scaler.transform(series.values[slice(*borders["train"])])
             name = f"{data.name} {split}"
