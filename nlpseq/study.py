@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from nlpseq.data.memory import COPY_RECALL, chance
-from nlpseq.errors import NlpseqError, TrainingDiverged
+from nlpseq.errors import ConfigError, NlpseqError, TrainingDiverged
 from nlpseq.gradient_flow import flow_ratio, state_gradient_norms
 from nlpseq.optim import build_optimizer
 from nlpseq.runtime import Runtime
@@ -54,12 +54,27 @@ class Result:
     seconds: float
 
 
+PER_TASK_KEYS = ("steps", "lr", "eval_every")  # what ``study.per_task.<problem>`` may set
+
+
+def training_settings(study: DictConfig, problem: str) -> dict:
+    """``steps``, ``lr`` and ``eval_every`` of the trainings on ``problem``: the study's, with
+    ``study.per_task.<problem>`` on top."""
+    own = dict((study.get("per_task") or {}).get(problem) or {})
+    unknown = sorted(set(own) - set(PER_TASK_KEYS))
+    if unknown:
+        raise ConfigError(f"study.per_task.{problem}.{unknown[0]}: unknown setting; expected one of "
+                          + ", ".join(PER_TASK_KEYS))
+    return {key: own.get(key, study[key]) for key in PER_TASK_KEYS}
+
+
 def overrides(study: DictConfig, problem: str, length: int, cell: str, seed: int) -> list[str]:
     """The ``scripts/train.py`` overrides of one training of the study."""
+    own = training_settings(study, problem)
     return ["task=memory", f"data={problem}", f"data.length={length}", f"data.train_size={study.train_size}",
             f"model.cell={cell}", f"model.hidden_size={study.hidden_size}", f"seed={seed}",
-            f"trainer.max_steps={study.steps}", f"trainer.clip_norm={study.clip}", "trainer.progress_bar=false",
-            f"trainer.eval_every_steps={study.eval_every}"]
+            f"trainer.max_steps={own['steps']}", f"trainer.lr={own['lr']}", f"trainer.clip_norm={study.clip}",
+            "trainer.progress_bar=false", f"trainer.eval_every_steps={own['eval_every']}"]
 
 
 def measure_flow(task: MemoryTask, model, count: int) -> torch.Tensor:
@@ -102,8 +117,12 @@ def train_in_parallel(study: DictConfig, settings: list[tuple[str, int, str, int
         if done.returncode:
             raise NlpseqError(f"the training in {run_dir} failed (exit {done.returncode}); see {run_dir}/train.out")
 
+    def work(setting: tuple[str, int, str, int]) -> int:
+        return int(training_settings(study, setting[0])["steps"]) * setting[1]
+
+    # the longest first: the last trainings to start are short ones, so no core idles long at the end
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(launch, settings))
+        list(pool.map(launch, sorted(settings, key=work, reverse=True)))
 
 
 def run_one(study: DictConfig, compose: ComposeFn, problem: str, length: int, cell: str, seed: int, root: Path,
