@@ -1,6 +1,6 @@
 """The declared schema of the training config, checked once at start-up: one clear line for every bad value.
 
-Every key of ``conf/train.yaml`` and of its groups has a rule below: the trainer's keys, the model's keys per
+Every key of ``nlpseq/conf/train.yaml`` and of its groups has a rule below: the trainer's keys, the model's keys per
 ``model.architecture``, the data's keys per ``data.kind`` and the task's keys. :func:`validate` checks types
 and ranges (after interpolations are resolved), the few settings that depend on each other, what this machine
 can run (``device``), and first of all that task, model and data belong together (:func:`check_compatible`).

@@ -104,13 +104,12 @@ def train_in_parallel(study: DictConfig, settings: list[tuple[str, int, str, int
     """Run the trainings of ``settings`` as ``scripts/train.py`` processes, ``jobs`` at a time with one thread
     each (small recurrent models gain little from a second thread; a second training gains a whole core). A
     finished run directory is resumed at its last step, so :func:`run_one` then only measures."""
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def launch(setting: tuple[str, int, str, int]) -> None:
         run_dir = run_dir_of(root, *setting)
         run_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, str(script), *overrides(study, *setting), f"device={device}",
+        command = [sys.executable, "-m", "nlpseq.commands.train", *overrides(study, *setting), f"device={device}",
                    "trainer.num_threads=1", f"hydra.run.dir={run_dir}"]
         with open(run_dir / "train.out", "w", encoding="utf-8") as out:
             done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)

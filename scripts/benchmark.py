@@ -112,7 +112,7 @@ def _profile(step) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
 
 
-@hydra.main(config_path="../conf", config_name="benchmark", version_base="1.3")
+@hydra.main(config_path="../nlpseq/conf", config_name="benchmark", version_base="1.3")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
     bc = cfg.benchmark

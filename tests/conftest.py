@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 
 torch.set_num_threads(1)  # tiny models: one thread is as fast and never fights a background job
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+CONF = str(Path(__file__).resolve().parents[1] / "nlpseq" / "conf")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 TINY_MODEL = [

@@ -40,7 +40,7 @@ class TextClassifier(nn.Module):
 
 
 def build_classifier(cfg, num_words: int, num_classes: int, num_chars: int = 0) -> TextClassifier:
-    """Build a classifier from the flat ``model`` config (see ``conf/model/classifier.yaml``)."""
+    """Build a classifier from the flat ``model`` config (see ``nlpseq/conf/model/classifier.yaml``)."""
     check_choice("model.cell", cfg.cell, CELLS)
     check_choice("model.pooling", cfg.pooling, POOLINGS)
     char_kind = cfg.get("char_encoder")  # absent in older checkpoints

@@ -111,7 +111,7 @@ def _repeat_each(state, times: int):
 
 def build_forecaster(model_cfg, input_length: int, horizon: int, input_channels: int, outputs: list[int]
                      ) -> SegmentForecaster:
-    """Build from the ``model`` config (``conf/model/segrnn.yaml``) and the task's window and channels."""
+    """Build from the ``model`` config (``nlpseq/conf/model/segrnn.yaml``) and the task's window and channels."""
     check_choice("model.cell", model_cfg.cell, CELLS)
     quantiles = model_cfg.get("quantiles")
     return SegmentForecaster(input_length, horizon, input_channels, outputs, int(model_cfg.segment_length),

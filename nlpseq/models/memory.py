@@ -41,6 +41,6 @@ class MemoryModel(nn.Module):
 
 
 def build_memory_model(model_cfg, input_size: int, outputs: int, per_step: bool) -> MemoryModel:
-    """Build from the ``model`` config (``conf/model/memory.yaml``) and the problem's sizes."""
+    """Build from the ``model`` config (``nlpseq/conf/model/memory.yaml``) and the problem's sizes."""
     return MemoryModel(input_size, int(model_cfg.hidden_size), outputs, model_cfg.cell, int(model_cfg.layers),
                        per_step, float(model_cfg.forget_bias), float(model_cfg.recurrent_scale))

@@ -48,7 +48,7 @@ class SequenceTagger(nn.Module):
 
 
 def build_tagger(cfg, num_words: int, num_chars: int, labels: list[str]) -> SequenceTagger:
-    """Build a tagger from the flat ``model`` config (see ``conf/model/tagger.yaml``)."""
+    """Build a tagger from the flat ``model`` config (see ``nlpseq/conf/model/tagger.yaml``)."""
     check_choice("model.cell", cfg.cell, CELLS)
     check_choice("model.char_encoder", cfg.char_encoder, CHAR_ENCODERS)
     char_encoder = build_char_encoder(cfg.char_encoder, num_chars, cfg.char_embedding_dim, cfg.char_hidden_size,
