@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nlpseq.config_rules import Choice, Float, Int, List, Rule, Str, show, word
 from nlpseq.errors import ConfigError
+from nlpseq.loggers import LOGGERS, check_available
 
 # task -> (model.architecture, data.kind) it takes
 TASK_INPUTS = {"ner": ("tagger", "tagged"), "sentiment": ("classifier", "labeled"),
@@ -50,7 +51,7 @@ TRAINER: dict[str, Rule] = {
     "patience": Int(ge=1, null=True), "eval_every_steps": Int(ge=1, null=True), "resume": BOOL,
     "num_threads": Int(ge=1, null=True, also=("auto",)), "progress_bar": BOOL,
     "ema_decay": Float(gt=0, lt=1, null=True), "precision": Choice(32, "bf16", "fp16"), "accumulate": POSITIVE,
-    "pin_memory": Choice("auto", True, False),
+    "pin_memory": Choice("auto", True, False), "logger": Choice(*LOGGERS),  # its package: see _check_machine
 }
 _WORD_MODEL: dict[str, Rule] = {  # the tagger's and the classifier's shared keys
     "embedding_dim": POSITIVE, "pretrained_vectors": Str(null=True, what="a file path"),
@@ -252,8 +253,10 @@ def _check_forecast(task: dict, model: dict, data: dict) -> None:
 
 
 def _check_machine(device: str, trainer: dict) -> None:
-    """``device`` and ``trainer.pin_memory`` against what torch finds on this machine."""
+    """``device``, ``trainer.pin_memory`` and ``trainer.logger`` against what this machine has."""
     import torch
+
+    check_available(trainer.get("logger", "none"))  # a missing optional package stops before any data is read
 
     instead = "use device=auto or device=cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -27,6 +27,7 @@ from nlpseq.contract import TrainingTask, check_task
 from nlpseq.data.batching import batch_plan, move_batch
 from nlpseq.distributed import any_rank, mean_over_ranks, sum_over_ranks
 from nlpseq.errors import TrainingDiverged
+from nlpseq.loggers import NoLogger, open_logger, scalars
 from nlpseq.metrics import show_score
 from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients, densify_gradients, use_sparse_embeddings
 from nlpseq.precision import Precision
@@ -126,7 +127,7 @@ class Trainer:
         log.info("model: %s parameters on %s\n%s", f"{sum(p.numel() for p in model.parameters()):,}", rt.device,
                  model)
         self.window = {"loss": 0.0, "grad_norm": 0.0, "batches": 0}  # averaged since the last evaluation
-        self.metrics_file = None
+        self.metrics_file, self.logger = None, NoLogger()
 
     def plan(self, epoch: int) -> list[list[list[int]]]:
         """This rank's optimizer steps of ``epoch``, each a list of ``trainer.accumulate`` batches of indices."""
@@ -138,14 +139,19 @@ class Trainer:
     def fit(self) -> dict:
         """Train until ``max_epochs``, ``max_steps``, ``max_minutes`` or early stopping; returns the summary."""
         tc, state = self.tc, self.state
+        if self.rt.is_main:  # TensorBoard etc. (trainer.logger) see what metrics.jsonl gets
+            self.logger = open_logger(tc.get("logger", "none"), self.ckpt.run_dir, self.cfg, state.step)
         self.metrics_file = open(self.ckpt.run_dir / "metrics.jsonl", "a", encoding="utf-8") \
             if self.rt.is_main else None
         self.model.train()
         stop = state.step >= (tc.max_steps or math.inf) or bool(tc.patience and state.bad_evals >= tc.patience)
-        while not stop and state.epoch < tc.max_epochs:
-            stop = self.run_epoch()
-        if self.metrics_file is not None:
-            self.metrics_file.close()
+        try:
+            while not stop and state.epoch < tc.max_epochs:
+                stop = self.run_epoch()
+        finally:
+            if self.metrics_file is not None:
+                self.metrics_file.close()
+            self.logger.close()
         unlock_run_dir(self.ckpt.run_dir)
         return {"best_checkpoint": str(self.ckpt.best_path), "best_score": state.best_score,
                 "metric": self.task.metric, "best_epoch": state.best_epoch, "epochs": state.epoch,
@@ -232,6 +238,7 @@ class Trainer:
         if self.metrics_file is not None:
             self.metrics_file.write(json.dumps(record) + "\n")
             self.metrics_file.flush()
+        self.logger.log_scalars(state.step, scalars(record))
         log.info("epoch %d step %d: train loss %.4f, dev %s %s%s", epoch, state.step, record["train_loss"],
                  task.metric, show_score(score), " (best)" if improved else "")
         self.window.update(loss=0.0, grad_norm=0.0, batches=0)

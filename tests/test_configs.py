@@ -157,7 +157,7 @@ def test_data_root_follows_the_environment(monkeypatch):
     monkeypatch.setenv("NLPSEQ_DATA", "/somewhere/else")
     assert compose_config().data.root == "/somewhere/else"
     monkeypatch.delenv("NLPSEQ_DATA")
-    assert compose_config().data.root == "data"
+    assert compose_config().data.root == "auto"
 
 
 @pytest.mark.parametrize("data, classes", [("sst2", 2), ("sst5", 5), ("imdb", 2)])

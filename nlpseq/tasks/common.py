@@ -38,7 +38,7 @@ def pretrained_rows(cfg: DictConfig, words: Vocabulary, all_words: Iterable[str]
     have a vector join ``words`` first (as in Lample et al. 2016 and NCRF++): only their pretrained
     embedding is used, never their labels. ``model.embedding_dim`` is set to the vectors' dimension.
     """
-    path = resolve_path(cfg.model.pretrained_vectors, cfg.data.root)
+    path = resolve_path(cfg.model.pretrained_vectors, cfg.data.root, download=bool(cfg.data.get("download", False)))
     all_words = set(all_words)
     vectors, dim = read_vectors(path, {k for w in all_words for k in vector_keys(w)})
     if cfg.model.extend_vocab_with_pretrained:
