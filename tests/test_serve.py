@@ -1,0 +1,444 @@
+"""nlpseq-serve: the batching queue with a fake model, the app through TestClient with the tiny NER checkpoint,
+and one real server process (the tiny sentiment checkpoint) for batching, the load test and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+with warnings.catch_warnings():  # starlette asks for httpx2 instead of httpx; its TestClient works with either
+    warnings.filterwarnings("ignore", message=".*httpx2")
+    from fastapi.testclient import TestClient  # noqa: E402
+
+import nlpseq  # noqa: E402
+from nlpseq.errors import ConfigError, NlpseqError  # noqa: E402
+from nlpseq.serve import ServedModel, ServeSettings, create_app  # noqa: E402
+from nlpseq.serve_batching import Batcher, BatchingSettings, Job, Outcome, QueueFull  # noqa: E402
+from tests.conftest import compose_config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NER, SENTIMENT = ROOT / "tests" / "fixtures" / "ner_v1.pt", ROOT / "tests" / "fixtures" / "sentiment_v1.pt"
+
+
+# ----- the batching queue, with a fake model ------------------------------------------------------------
+class FakeModel:
+    """Upper-cases its inputs; the first call waits for :meth:`release` (so that requests queue behind it);
+    "bad" is refused as a user error and "crash" raises like a bug."""
+
+    mergeable = True
+
+    def __init__(self, block_first: bool = True):
+        self.calls: list[list] = []
+        self.in_call, self._gate = threading.Event(), threading.Event()
+        if not block_first:
+            self._gate.set()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def predict(self, inputs: list) -> list:
+        self.calls.append(list(inputs))
+        self.in_call.set()
+        assert self._gate.wait(10)
+        if "bad" in inputs:
+            raise NlpseqError(f"input {inputs.index('bad') + 1} is bad")
+        if "crash" in inputs:
+            raise RuntimeError("boom")
+        return [x.upper() for x in inputs]
+
+
+class Answer:
+    def __init__(self):
+        self.event, self.outcome = threading.Event(), None
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.event.set()
+
+    def get(self) -> Outcome:
+        assert self.event.wait(10), "no answer"
+        return self.outcome
+
+
+def ask(batcher: Batcher, inputs: list, alive=lambda: True) -> Answer:
+    answer = Answer()
+    batcher.submit(Job(inputs, answer, alive))
+    return answer
+
+
+def started(model: FakeModel, **settings) -> Batcher:
+    batcher = Batcher(lambda: model, BatchingSettings(**{"max_wait_ms": 0, **settings}))
+    batcher.start()
+    deadline = time.monotonic() + 10
+    while not batcher.ready:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    return batcher
+
+
+def test_requests_queued_behind_a_running_batch_run_as_one_and_get_their_own_results():
+    model = FakeModel()
+    batcher = started(model)
+    first = ask(batcher, ["a"])
+    assert model.in_call.wait(5)
+    later = [ask(batcher, ["b", "c"]), ask(batcher, ["d"]), ask(batcher, ["e", "f", "g"])]
+    model.release()
+    assert first.get() == Outcome(200, ["A"])
+    assert [a.get().predictions for a in later] == [["B", "C"], ["D"], ["E", "F", "G"]]
+    assert model.calls == [["a"], ["b", "c", "d", "e", "f", "g"]]
+    stats = batcher.stats.snapshot()
+    assert stats["batch_requests"] == {"1": 1, "3": 1} and stats["batch_inputs"] == {"1": 1, "6": 1}
+    batcher.stop()
+
+
+def test_one_bad_input_fails_only_its_own_request():
+    model = FakeModel()
+    batcher = started(model)
+    ask(batcher, ["a"])
+    assert model.in_call.wait(5)
+    good, bad, other = ask(batcher, ["b"]), ask(batcher, ["x", "bad"]), ask(batcher, ["c"])
+    model.release()
+    assert good.get() == Outcome(200, ["B"]) and other.get() == Outcome(200, ["C"])
+    assert bad.get() == Outcome(422, error="input 2 is bad")
+    assert model.calls[1:] == [["b", "x", "bad", "c"], ["b"], ["x", "bad"], ["c"]]
+    assert batcher.stats.snapshot()["retried_batches"] == 1
+    batcher.stop()
+
+
+def test_a_crashing_model_answers_500_and_the_worker_goes_on():
+    batcher = started(FakeModel(block_first=False))
+    assert ask(batcher, ["crash"]).get() == Outcome(500, error="internal error: RuntimeError: boom")
+    assert ask(batcher, ["ok"]).get() == Outcome(200, ["OK"])
+    batcher.stop()
+
+
+@pytest.mark.parametrize("settings,mergeable,expected", [
+    ({"max_batch_size": 3}, True, [["a"], ["b", "c"], ["d", "e", "f"]]),  # b,c + d,e would be 4 > 3
+    ({"enabled": False}, True, [["a"], ["b", "c"], ["d", "e"], ["f"]]),
+    ({}, False, [["a"], ["b", "c"], ["d", "e"], ["f"]]),  # a forecaster: one history per call
+])
+def test_batch_limits(settings, mergeable, expected):
+    model = FakeModel()
+    model.mergeable = mergeable
+    batcher = started(model, **settings)
+    answers = [ask(batcher, ["a"])]
+    assert model.in_call.wait(5)
+    answers += [ask(batcher, ["b", "c"]), ask(batcher, ["d", "e"]), ask(batcher, ["f"])]
+    model.release()
+    assert [a.get().status for a in answers] == [200] * 4
+    assert model.calls == expected
+    batcher.stop()
+
+
+def test_after_a_batch_with_company_the_oldest_request_waits_up_to_max_wait_ms_for_more():
+    model = FakeModel()
+    batcher = started(model, max_wait_ms=5000, max_batch_size=2)
+    ask(batcher, ["a"])
+    assert model.in_call.wait(5)
+    pair = [ask(batcher, ["b"]), ask(batcher, ["c"])]
+    model.release()
+    assert [a.get().predictions for a in pair] == [["B"], ["C"]]  # a batch of two: company is likely
+    first = ask(batcher, ["d"])
+    time.sleep(0.05)
+    second = ask(batcher, ["e"])  # joins; the batch is full, so it runs at once instead of after 5 s
+    assert first.get().predictions == ["D"] and second.get().predictions == ["E"]
+    assert model.calls == [["a"], ["b", "c"], ["d", "e"]]
+    batcher.stop()
+
+
+def test_a_lone_client_is_not_kept_waiting_for_company():
+    model = FakeModel(block_first=False)
+    batcher = started(model, max_wait_ms=5000)
+    start = time.monotonic()
+    for text in ("a", "b", "c"):
+        assert ask(batcher, [text]).get().predictions == [text.upper()]
+    assert time.monotonic() - start < 4
+    batcher.stop()
+
+
+def test_a_full_queue_refuses_at_once_and_abandoned_requests_are_skipped():
+    model = FakeModel()
+    batcher = started(model, queue_size=2)
+    first = ask(batcher, ["a"])
+    assert model.in_call.wait(5)
+    abandoned, kept = ask(batcher, ["gone"], alive=lambda: False), ask(batcher, ["b"])
+    with pytest.raises(QueueFull, match=r"server busy: 2 requests queued \(batching.queue_size\); retry later"):
+        ask(batcher, ["c"])
+    model.release()
+    assert first.get().status == kept.get().status == 200
+    assert model.calls == [["a"], ["b"]] and not abandoned.event.is_set()
+    assert batcher.stats.snapshot()["rejected_queue_full"] == 1
+    batcher.stop()
+
+
+def test_stop_finishes_the_running_batch_and_refuses_the_queued_ones():
+    model = FakeModel()
+    batcher = started(model)
+    running = ask(batcher, ["a"])
+    assert model.in_call.wait(5)
+    queued = ask(batcher, ["b"])
+    stopper = threading.Thread(target=batcher.stop)
+    stopper.start()
+    time.sleep(0.05)
+    model.release()
+    stopper.join(10)
+    assert running.get() == Outcome(200, ["A"])
+    assert queued.get() == Outcome(503, error="server is shutting down")
+    with pytest.raises(QueueFull, match="shutting down"):
+        ask(batcher, ["c"])
+
+
+def test_a_failed_load_is_reported():
+    failures = []
+
+    def load():
+        raise NlpseqError("checkpoint x.pt not found")
+
+    batcher = Batcher(load, BatchingSettings(), on_load_failure=failures.append)
+    batcher.start()
+    batcher.stop()
+    assert not batcher.ready
+    assert batcher.load_error == failures[0] == "model failed to load: NlpseqError: checkpoint x.pt not found"
+
+
+# ----- the app, in process --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tagger():
+    return nlpseq.load(NER, device="cpu")
+
+
+def wait_ready(get, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, "not ready in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def client(tagger):
+    settings = ServeSettings(checkpoint=str(NER), max_inputs=4, max_input_chars=50, max_body_bytes=2000)
+    with TestClient(create_app(lambda: tagger, settings)) as c:
+        wait_ready(c.get)
+        yield c
+
+
+def test_predict_answers_what_the_predictor_does(client, tagger):
+    texts = ["EU rejects German call to boycott British lamb .", "Peter Blackburn visited Paris"]
+    response = client.post("/predict", json={"inputs": texts})
+    assert response.status_code == 200
+    assert response.json() == {"predictions": tagger.predict(texts)}
+
+
+BAD = "body is not JSON (Expecting value at line 1 column 1); expected {\"inputs\": [...]}"
+
+
+@pytest.mark.parametrize("body,status,message", [
+    (b"not json", 400, BAD),
+    (b'{"inputs": ["caf\xe9"]}', 400, "body is not UTF-8 text; expected JSON {\"inputs\": [...]}"),
+    (b"[1, 2]", 400, "body is a list; expected a JSON object {\"inputs\": [...]}"),
+    (b"{}", 400, "missing field \"inputs\"; expected {\"inputs\": [...]}"),
+    (b'{"inputs": ["a"], "beam": 2}', 400, "unknown field 'beam'; the body takes only \"inputs\""),
+    (b'{"inputs": "EU rejects"}', 400, "\"inputs\" is a string; expected a list"),
+    (b'{"inputs": []}', 422, "\"inputs\" has 0 entries; expected 1 to 4 (max_inputs)"),
+    (b'{"inputs": ["a", "b", "c", "d", "e"]}', 422, "\"inputs\" has 5 entries; expected 1 to 4 (max_inputs)"),
+    (b'{"inputs": ["a", null]}', 400, "inputs[1]: null; expected a non-empty string"),
+    (b'{"inputs": ["a", "b", " \\t "]}', 422, "inputs[2]: empty text; expected a non-empty string"),
+    (json.dumps({"inputs": ["x" * 51]}).encode(), 422, "inputs[0]: 51 characters; at most 50 (max_input_chars)"),
+    (b'{"inputs": ["\\ud800"]}', 422, "inputs[0]: not valid Unicode (an unpaired surrogate escape)"),
+    (b'{"inputs": [NaN]}', 400, "body holds NaN, which is not JSON; send finite numbers"),
+    (b"[" * 100000, 413, "body is 100000 bytes; at most 2000 (max_body_bytes)"),
+])
+def test_bad_requests_get_a_4xx_with_a_one_line_reason(client, body, status, message):
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, response.json()) == (status, {"error": message})
+    assert client.get("/ready").status_code == 200  # and the server carries on
+
+
+def test_health_info_and_unknown_routes(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.post("/predict", json={"inputs": ["EU rejects"]}).status_code == 200
+    info = client.get("/info").json()
+    assert info["task"] == "ner" and "O" in info["labels"] and len(info["config_sha256"]) == 64
+    assert info["checkpoint"] == str(NER) and info["device"] == "cpu" and info["batching"]["max_batch_size"] == 32
+    assert info["stats"]["requests"] >= 1
+    assert client.get("/nowhere").json() == {"error": "GET /nowhere: Not Found"}
+    assert client.get("/predict").status_code == 405
+
+
+def test_ready_answers_503_until_the_model_is_loaded(tagger):
+    gate = threading.Event()
+
+    def slow_factory():
+        assert gate.wait(30)
+        return tagger
+
+    try:
+        with TestClient(create_app(slow_factory, ServeSettings())) as c:
+            assert c.get("/health").status_code == 200
+            assert (c.get("/ready").status_code, c.get("/ready").json()) == (503, {"ready": False,
+                                                                                   "error": "model is loading"})
+            early = c.post("/predict", json={"inputs": ["EU rejects"]})
+            assert early.status_code == 503 and early.headers["retry-after"] == "1"
+            assert c.get("/info").json()["task"] is None
+            gate.set()
+            wait_ready(c.get)
+            assert c.post("/predict", json={"inputs": ["EU rejects"]}).status_code == 200
+    finally:
+        gate.set()
+
+
+def test_any_object_with_predict_can_be_served():
+    class Echo:  # like the ONNX runtime's predictors: task is a plain string
+        task = "sentiment"
+
+        def predict(self, texts: list) -> list:
+            return [{"text": t} for t in texts]
+
+    served = ServedModel(Echo())
+    assert served.info == {"task": "sentiment", "labels": None, "config_sha256": None}
+    assert served.text_inputs and served.mergeable and served.predict(["a"]) == [{"text": "a"}]
+
+
+def test_settings_come_from_serve_yaml_and_bad_ones_name_their_key():
+    cfg = compose_config(["checkpoint=x.pt", "batching.max_wait_ms=5"], name="serve")
+    settings = ServeSettings.from_config(cfg, num_threads=1)
+    assert settings.batching == BatchingSettings(True, 32, 5.0, 256) and settings.max_inputs == 64
+    for override, key in [("batching.max_batch_size=0", "batching.max_batch_size"), ("max_inputs=2.5", "max_inputs"),
+                          ("batching.max_wait_ms=-1", "batching.max_wait_ms")]:
+        with pytest.raises(ConfigError, match=key):
+            ServeSettings.from_config(compose_config(["checkpoint=x.pt", override], name="serve"))
+
+
+def test_a_missing_serve_extra_names_the_install_command(monkeypatch):
+    from nlpseq.commands import serve as command
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    with pytest.raises(NlpseqError, match=r"uvicorn is missing\): pip install 'nlpseq\[serve\]'"):
+        command._import_uvicorn()
+
+
+# ----- one real server process ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(tmp_path: Path, checkpoint: Path, *overrides: str) -> tuple[subprocess.Popen, str, Path]:
+    port, log = free_port(), tmp_path / "server.log"
+    command = [sys.executable, "-m", "nlpseq.commands.serve", f"checkpoint={checkpoint}", f"port={port}",
+               "device=cpu", *overrides]
+    with open(log, "w") as f:
+        process = subprocess.Popen(command, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return process, f"http://127.0.0.1:{port}", log
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    process, url, log = start(tmp_path_factory.mktemp("serve"), SENTIMENT, "batching.max_wait_ms=300")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the server was not ready within 60 s"
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield process, url, log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_server_predicts_and_refuses_bad_requests(server):
+    _, url, _ = server
+    texts = ["a gorgeous , witty , seductive movie .", "the plot is a mess"]
+    response = httpx.post(f"{url}/predict", json={"inputs": texts})
+    assert response.json() == {"predictions": nlpseq.load(SENTIMENT, device="cpu").predict(texts)}
+    refused = httpx.post(f"{url}/predict", content=b'{"inputs": ["fine", "ok", ""]}')
+    assert (refused.status_code, refused.json()) == (422, {"error": "inputs[2]: empty text; expected a non-empty "
+                                                                    "string"})
+    assert httpx.post(f"{url}/predict", content=b"{oops").status_code == 400
+    assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_server_batches_concurrent_requests(server):
+    _, url, _ = server
+    texts = [f"review number {i} is {'good' if i % 2 else 'bad'}" for i in range(12)]
+
+    async def send_all():
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+            return await asyncio.gather(*(c.post("/predict", json={"inputs": [t]}) for t in texts))
+
+    for _ in range(5):  # a wave may run one by one if the model keeps up; after a merged batch, the server waits
+        responses = asyncio.run(send_all())
+        assert [r.status_code for r in responses] == [200] * len(texts)
+        assert [r.json()["predictions"][0]["text"] for r in responses] == texts  # each got its own result
+        sizes = httpx.get(f"{url}/info").json()["stats"]["batch_requests"]
+        if max(int(k) for k in sizes) > 1:
+            break
+    assert max(int(k) for k in sizes) > 1, sizes
+
+
+def test_loadtest_script_measures_the_server(server, tmp_path):
+    _, url, _ = server
+    spec = importlib.util.spec_from_file_location("loadtest", ROOT / "scripts" / "loadtest.py")
+    loadtest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loadtest)
+    assert loadtest.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0 and loadtest.percentile([5.0], 99) == 5.0
+    (tmp_path / "inputs.txt").write_text("great fun\ndull and slow\n", encoding="utf-8")
+    out = tmp_path / "rows.jsonl"
+    rows = loadtest.main(["--url", url, "--inputs", str(tmp_path / "inputs.txt"), "--concurrency", "2",
+                          "--seconds", "1", "--warmup", "0", "--out", str(out)])
+    assert rows[0]["requests"] > 0 and rows[0]["errors"] == 0 and rows[0]["batching"] == "on"
+    assert json.loads(out.read_text())["concurrency"] == 2
+
+
+def test_sigterm_answers_the_requests_in_flight_and_exits_0(server):
+    process, url, log = server
+    before = httpx.get(f"{url}/info").json()["stats"]["requests"]
+    results = []
+
+    def send(text: str) -> None:
+        results.append(httpx.post(f"{url}/predict", json={"inputs": [text]}, timeout=30).status_code)
+
+    senders = [threading.Thread(target=send, args=(t,)) for t in ("one", "two", "three")]
+    for s in senders:
+        s.start()
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{url}/info").json()["stats"]["requests"] < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0, log.read_text()
+    for s in senders:
+        s.join(10)
+    assert results == [200, 200, 200]
+    assert "stopped" in log.read_text()
+
+
+def test_a_checkpoint_that_fails_to_load_stops_the_server_with_status_1(tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    process, _, log = start(tmp_path, broken)
+    assert process.wait(timeout=60) == 1
+    assert f"error: model failed to load: NlpseqError: {broken} is not a loadable checkpoint" in log.read_text()
