@@ -43,7 +43,7 @@ JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "a boole
 @dataclass(frozen=True)
 class ServeSettings:
     checkpoint: str | None = None  # shown by /info
-    backend: str = "torch"
+    backend: str = "auto"
     device: str = "cpu"
     num_threads: int | None = 1
     max_inputs: int = 64  # inputs per request

@@ -442,3 +442,25 @@ def test_a_checkpoint_that_fails_to_load_stops_the_server_with_status_1(tmp_path
     process, _, log = start(tmp_path, broken)
     assert process.wait(timeout=60) == 1
     assert f"error: model failed to load: NlpseqError: {broken} is not a loadable checkpoint" in log.read_text()
+
+
+# ----- the ONNX backend ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["onnx", "auto"])
+def test_the_onnx_backend_answers_as_the_torch_one(backend):
+    pytest.importorskip("onnxruntime")
+    from nlpseq.commands.serve import backend_factory
+
+    texts = ["EU rejects German call .", "Peter Blackburn", "a"]
+    answers = {}
+    for name in (backend, "torch"):
+        factory = backend_factory(name, str(NER), "cpu", False, 1)
+        with TestClient(create_app(factory, ServeSettings(checkpoint=str(NER), backend=name))) as c:
+            deadline = time.monotonic() + 60
+            while c.get("/ready").status_code != 200:
+                assert time.monotonic() < deadline, "the model never loaded"
+                time.sleep(0.05)
+            answers[name] = c.post("/predict", json={"inputs": texts}).json()["predictions"]
+            info = c.get("/info").json()
+            assert info["task"] == "ner" and info["labels"] and len(info["config_sha256"]) == 64
+            assert info["device"].startswith("onnxruntime") == (name != "torch"), info
+    assert answers[backend] == answers["torch"]

@@ -10,9 +10,11 @@ the requests in progress are answered, with exit status 0. Each request is logge
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import signal
 import socket
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from nlpseq.errors import ConfigError, NlpseqError, check_choice
 
 log = logging.getLogger("nlpseq.serve")
 
-BACKENDS = ("torch",)  # "onnx" (an exported bundle) joins here: it needs only predict(inputs: list) -> list
+BACKENDS = ("auto", "torch", "onnx")  # auto: onnx when the extra is installed and the task exports, else torch
 
 
 @hydra.main(config_path="../conf", config_name="serve", version_base="1.3")
@@ -46,7 +48,7 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"num_threads must be an integer >= 1, auto or null, got {cfg.num_threads!r}")
     threads = set_threads(cfg.num_threads)
     settings = ServeSettings.from_config(cfg, num_threads=threads)
-    factory = torch_factory(checkpoint, str(cfg.device), bool(cfg.quantize))
+    factory = backend_factory(str(cfg.backend), checkpoint, str(cfg.device), bool(cfg.quantize), threads)
     sock = _bind(str(cfg.host), int(cfg.port))
     server: uvicorn.Server | None = None
 
@@ -65,6 +67,57 @@ def main(cfg: DictConfig) -> None:
     if app.state.batcher.load_error:
         raise NlpseqError(app.state.batcher.load_error)
     log.info("stopped")
+
+
+def backend_factory(backend: str, checkpoint: str, device: str, quantize: bool, threads: int) -> Callable[[], object]:
+    """The loader of ``backend``; ``auto`` decides when it runs (it reads the checkpoint's task): onnx, which
+    answers one sentence 2.4-2.7x faster than eager PyTorch on one thread (README, "ONNX export"), for the tasks
+    it exports when onnxruntime is installed, else torch."""
+    onnx, torch = onnx_factory(checkpoint, quantize, threads), torch_factory(checkpoint, device, quantize)
+    if backend != "auto":
+        return onnx if backend == "onnx" else torch
+
+    def load():
+        from nlpseq.checkpoint import load_checkpoint
+        from nlpseq.export import EXPORTED_TASKS
+
+        exports = load_checkpoint(checkpoint)["task"] in EXPORTED_TASKS and str(device) in ("auto", "cpu")
+        return onnx() if exports and importlib.util.find_spec("onnxruntime") is not None else torch()
+
+    return load
+
+
+class OnnxServed:
+    """An exported bundle's predictor behind the server, described (labels, config digest) as its checkpoint is.
+    The bundle lives in a temporary folder for the life of the process."""
+
+    def __init__(self, predictor, info: dict, folder: tempfile.TemporaryDirectory):
+        self.predictor, self.info, self.folder = predictor, info, folder
+
+    def predict(self, inputs: list) -> list:
+        return self.predictor.predict(inputs)
+
+    def serving_info(self) -> dict:
+        return self.info
+
+
+def onnx_factory(checkpoint: str, quantize: bool, threads: int) -> Callable[[], object]:
+    """``backend=onnx``: the checkpoint exported to a bundle at load time and run by :mod:`nlpseq.onnx_runtime`
+    on ``threads`` onnxruntime threads (``quantize``: int8 graphs)."""
+
+    def load():
+        import nlpseq
+        import nlpseq.onnx_runtime as onnx_runtime
+        from nlpseq.export import export_bundle
+        from nlpseq.serve import describe
+
+        folder = tempfile.TemporaryDirectory(prefix="nlpseq-serve-")
+        export_bundle(checkpoint, Path(folder.name) / "bundle", quantize=quantize)
+        predictor = onnx_runtime.load(Path(folder.name) / "bundle", threads=threads)
+        info = {**describe(nlpseq.load(checkpoint)), "device": f"onnxruntime cpu{' int8' if quantize else ''}"}
+        return OnnxServed(predictor, info, folder)
+
+    return load
 
 
 def torch_factory(checkpoint: str, device: str, quantize: bool) -> Callable[[], object]:
