@@ -23,8 +23,10 @@ MODEL_TYPES = ("unigram", "bpe", "char", "word")
 
 
 def default_cache_dir() -> Path:
-    """``$NLPSEQ_CACHE/sentencepiece``, else ``~/.cache/nlpseq/sentencepiece``."""
-    return Path(os.environ.get("NLPSEQ_CACHE", Path.home() / ".cache" / "nlpseq")) / "sentencepiece"
+    """``sentencepiece/`` in nlpseq's cache folder (:func:`nlpseq.data.downloads.cache_dir`)."""
+    from nlpseq.data.downloads import cache_dir
+
+    return cache_dir() / "sentencepiece"
 
 
 def train_sentencepiece(texts: Sequence[str], vocab_size: int, model_type: str = "unigram",
