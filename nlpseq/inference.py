@@ -54,6 +54,22 @@ def given_options(settings, names: tuple[str, ...], accepted: tuple[str, ...], t
     return given
 
 
+def script_predictor(cfg, common: tuple[str, ...], kind: str) -> tuple[object, dict]:
+    """``evaluate.py`` / ``predict.py``: the predictor of ``cfg.checkpoint`` (on ``cfg.device``, int8 with
+    ``cfg.quantize``; ``cfg.output`` checked writable first) and the task options given in ``cfg``: its keys
+    outside ``common``, checked against the predictor's ``<kind>_options``."""
+    import nlpseq
+    from nlpseq.cli import required_checkpoint, writable_output
+
+    checkpoint = required_checkpoint(cfg)
+    writable_output(cfg.output)
+    quantize = bool(cfg.get("quantize", False))
+    predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
+    options = given_options(cfg, tuple(k for k in cfg if k not in common), getattr(predictor, f"{kind}_options"),
+                            predictor.task.name, checkpoint)
+    return predictor, options
+
+
 class PredictorBase:
     """What every task's predictor shares: a clear error, naming the model's task and what it offers, for a
     method (``nlpseq.load(ner).translate``) or an option (``.predict(texts, beam=5)``) its task does not have.

@@ -12,7 +12,6 @@ Only onnxruntime is optional (``pip install nlpseq[onnx]``); it is imported by :
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,8 +29,6 @@ from nlpseq.onnx_decoding import (
     pad,
     viterbi,
 )
-
-log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT, BUNDLE_VERSION = "nlpseq-onnx", 1  # as nlpseq.export writes them (that module imports torch)
 
@@ -246,15 +243,7 @@ class OnnxTranslator:
 
     def encode_sources(self, texts: list[str]) -> list[list[int]]:
         """Source ids + eos of each text, cut to ``data.max_source_length`` subwords with a warning."""
-        limit, out = self.settings["max_source_length"], []
-        for i, text in enumerate(texts):
-            ids = self.source.encode(text)
-            if limit and len(ids) > limit:
-                log.warning("input %d has %d subwords: only the first %d are translated (data.max_source_length)",
-                            i + 1, len(ids), limit)
-                ids = ids[:limit]
-            out.append(ids + [self.source.eos_id])
-        return out
+        return self.source.encode_sources(texts, self.settings["max_source_length"])
 
     def decode(self, sources: list[list[int]], beam: int, length_penalty: float) -> list[list[int]]:
         """Output ids (no bos / eos) of each source, in the input order: greedy for ``beam <= 1``, else beam."""

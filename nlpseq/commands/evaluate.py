@@ -22,9 +22,8 @@ import os
 import hydra
 from omegaconf import DictConfig
 
-import nlpseq
-from nlpseq.cli import exits_cleanly, required_checkpoint, writable_output
-from nlpseq.inference import given_options, inference_device
+from nlpseq.cli import exits_cleanly
+from nlpseq.inference import script_predictor
 
 COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quantize")
 
@@ -32,12 +31,7 @@ COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quant
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    checkpoint = required_checkpoint(cfg)
-    writable_output(cfg.output)
-    quantize = bool(cfg.get("quantize", False))
-    predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
-    options = given_options(cfg, tuple(k for k in cfg if k not in COMMON), predictor.evaluation_options,
-                            predictor.task.name, checkpoint)
+    predictor, options = script_predictor(cfg, COMMON, "evaluation")
     root = cfg.data_root or os.environ.get("NLPSEQ_DATA")
     examples = predictor.read_examples(cfg.split, cfg.file, root, **options)
     files = [str(options[k]) for k in ("src", "ref") if k in options]

@@ -20,11 +20,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import nlpseq
-from nlpseq.cli import exits_cleanly, required_checkpoint, stdin_bytes, writable_output
+from nlpseq.cli import exits_cleanly, stdin_bytes
 from nlpseq.data.io import STDIN, decode_line
 from nlpseq.errors import NlpseqError
-from nlpseq.inference import given_options, inference_device
+from nlpseq.inference import script_predictor
 
 COMMON = ("checkpoint", "input", "format", "output", "interactive", "device", "quantize")
 
@@ -34,12 +33,7 @@ COMMON = ("checkpoint", "input", "format", "output", "interactive", "device", "q
 def main(cfg: DictConfig) -> None:
     if cfg.format not in ("text", "jsonl"):
         raise NlpseqError(f"format must be text or jsonl, got {cfg.format!r}")
-    checkpoint = required_checkpoint(cfg)
-    writable_output(cfg.output)
-    quantize = bool(cfg.get("quantize", False))
-    predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
-    options = given_options(cfg, tuple(k for k in cfg if k not in COMMON), predictor.prediction_options,
-                            predictor.task.name, checkpoint)
+    predictor, options = script_predictor(cfg, COMMON, "prediction")
     write = jsonl if cfg.format == "jsonl" else predictor.format_text
     if cfg.interactive:
         if cfg.input != "-":

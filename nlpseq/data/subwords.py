@@ -8,10 +8,13 @@ a checkpoint stores only the model bytes (plain data) and rebuilds the rest.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from nlpseq.data.spm import SentencePieceModel, train_sentencepiece
 from nlpseq.data.vocab import BOS, EOS, PAD, UNK, Vocabulary
+
+log = logging.getLogger(__name__)
 
 
 class SubwordCodec:
@@ -30,6 +33,18 @@ class SubwordCodec:
     def encode(self, text: str) -> list[int]:
         """Text -> piece ids (no bos / eos)."""
         return self.vocab.encode(self.spm.encode(text))
+
+    def encode_sources(self, texts: Sequence[str], limit: int | None) -> list[list[int]]:
+        """Source ids + eos of each text, cut to ``limit`` subwords (``data.max_source_length``) with a warning."""
+        out = []
+        for i, text in enumerate(texts):
+            ids = self.encode(text)
+            if limit and len(ids) > limit:
+                log.warning("input %d has %d subwords: only the first %d are translated (data.max_source_length)",
+                            i + 1, len(ids), limit)
+                ids = ids[:limit]
+            out.append(ids + [self.eos_id])
+        return out
 
     def to_pieces(self, ids: Sequence[int]) -> list[str]:
         """Ids -> pieces, specials other than ``<unk>`` dropped."""

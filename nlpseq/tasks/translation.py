@@ -129,16 +129,7 @@ class TranslationTask:
 
     def encode_sources(self, texts: list[str]) -> list[list[int]]:
         """Source ids (+ eos) of each text, cut to ``data.max_source_length`` subwords with a warning."""
-        limit = self.cfg.data.get("max_source_length")
-        out = []
-        for i, text in enumerate(texts):
-            ids = self.source.encode(text)
-            if limit and len(ids) > limit:
-                log.warning("input %d has %d subwords: only the first %d are translated (data.max_source_length)",
-                            i + 1, len(ids), limit)
-                ids = ids[:limit]
-            out.append(ids + [self.source.eos_id])
-        return out
+        return self.source.encode_sources(texts, self.cfg.data.get("max_source_length"))
 
     def decode(self, model: Seq2Seq, sources: list[list[int]], beam: int = 1, length_penalty: float = 0.0
                ) -> tuple[list[list[int]], list[torch.Tensor | None]]:
