@@ -108,8 +108,13 @@ class Predictor(Protocol):
         """Gold examples: a named split of the training corpus (under ``data_root`` when given) or a file."""
         ...
 
+    def score(self, examples: list, output: str | None, **options) -> tuple[dict, str]:
+        """Score ``examples``; with ``output``, also write the predictions there. Returns the scores (the task's
+        metrics by name; evaluate.py stores their numbers in the run directory) and the printed report."""
+        ...
+
     def report(self, examples: list, output: str | None, **options) -> str:
-        """Score ``examples``; with ``output``, also write the predictions there. Returns the printed report."""
+        """The printed report of :meth:`score` alone."""
         ...
 
 

@@ -97,6 +97,10 @@ class PredictorBase:
                 raise DataError(source, number, "is an empty line; expected one sentence per line")
         return [text for _, _, text in lines]
 
+    def report(self, examples, output: str | None, **options) -> str:
+        """The printed report of :meth:`score` (``score`` is each task's: the scores and this report)."""
+        return self.score(examples, output, **options)[1]
+
     def check_options(self, options: dict, accepted: tuple[str, ...]) -> dict:
         """The ``options`` given (not None); an :class:`NlpseqError` for one that is not ``accepted``."""
         return given_options(options, tuple(options), accepted, self.task.name, "this")

@@ -33,6 +33,7 @@ from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients, densi
 from nlpseq.precision import Precision
 from nlpseq.rundir import lock_run_dir, remove_partial_files, unlock_run_dir
 from nlpseq.runtime import Runtime, flush_denormals, start
+from nlpseq.threads import thread_governor
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ class Trainer:
         log.info("model: %s parameters on %s\n%s", f"{sum(p.numel() for p in model.parameters()):,}", rt.device,
                  model)
         self.window = {"loss": 0.0, "grad_norm": 0.0, "batches": 0}  # averaged since the last evaluation
+        # trainer.num_threads=auto: the thread count is re-decided as the machine's load changes
+        self.governor = thread_governor(tc.num_threads, rt.device, rt.local_world_size)
         self.metrics_file, self.logger = None, NoLogger()
 
     def plan(self, epoch: int) -> list[list[list[int]]]:
@@ -203,11 +206,14 @@ class Trainer:
         if self.scheduler is not None and self.when == "step":
             self.scheduler.step()
         state.step += 1
-        state.elapsed += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        state.elapsed += seconds
         self.window["loss"] += loss
         self.window["grad_norm"] += grad_norm if math.isfinite(grad_norm) else 0.0
         self.window["batches"] += 1
         tokens = sum(b.num_tokens for b in collated)
+        if self.governor is not None:
+            self.governor.step_done(tokens, seconds)
         bar.update(1)
         if bar.n % 10 == 0:
             rate = (epoch_tokens + tokens) / max(time.perf_counter() - epoch_start, 1e-9)
@@ -231,7 +237,7 @@ class Trainer:
         if self.scheduler is not None and self.when == "eval":
             self.scheduler.step(score if task.higher_is_better else -score)
         n = max(self.window["batches"], 1)
-        record = {"epoch": epoch, "step": state.step, "train_loss": self.window["loss"] / n,
+        record = {"epoch": epoch, "step": state.step, "metric": task.metric, "train_loss": self.window["loss"] / n,
                   "grad_norm": self.window["grad_norm"] / n, "lr": self.optimizer.param_groups[0]["lr"],
                   **{f"dev_{k}": v for k, v in scores.items()}, "best": improved, "elapsed_s": round(state.elapsed, 1)}
         self.ckpt.save_last(state, record)

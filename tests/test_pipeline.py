@@ -144,6 +144,15 @@ def test_scripts_end_to_end(tiny_conll, tmp_path):
     assert "micro avg" in done.stdout and "PER" in done.stdout
     blocks = output.read_text().strip().split("\n\n")
     assert len(blocks) == 12 and all(len(line.split()) == 3 for line in blocks[0].splitlines())
+    # the scores land in the run directory, beside where the training recorded its commit and wall time
+    scores = json.loads((run / "scores" / "test.json").read_text())
+    assert f"entity F1 {scores['scores']['f1']:.2f}" in done.stdout and scores["examples"] == 12
+    record = json.loads((run / "run.json").read_text())["runs"][0]
+    assert record["wall_s"] > 0 and record["cpu"] and "trainer.max_steps=6" in record["overrides"]
+    from nlpseq.summarize import summarize
+
+    table, missing = summarize([str(run)], ["test.json"])
+    assert missing == 0 and f"| {scores['scores']['f1']:.2f} |" in table, table
     done = run_script("evaluate.py", f"checkpoint={best}", f"file={tiny_conll}/conll2003/valid.txt")
     assert done.returncode == 0 and "micro avg" in done.stdout, done.stderr
 

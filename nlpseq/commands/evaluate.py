@@ -11,6 +11,10 @@ the repeat-last, seasonal-naive and ARIMA baselines beside (``arima=false``, ``a
 the forecasts as CSV and ``FILE.png`` (``plot_windows=N``). ``quantize=true`` scores the model with its
 recurrent and linear layers dynamically quantized to int8 (CPU only: faster, slightly different scores).
 
+The scores of a named split of a checkpoint in a run directory (``RUN/checkpoints/best.pt``) are also written to
+``RUN/scores/<split>[.option=value...].json`` (``scores=PATH`` elsewhere, ``scores=false`` not at all), which
+``scripts/summarize.py`` reads.
+
 Settings beyond the common ones below are options of the checkpoint's task (its predictor's
 ``evaluation_options``); giving one to a model of another task is an error naming both.
 """
@@ -24,8 +28,9 @@ from omegaconf import DictConfig
 
 from nlpseq.cli import exits_cleanly
 from nlpseq.inference import script_predictor
+from nlpseq.scores import scores_path, write_scores
 
-COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quantize")
+COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quantize", "scores")
 
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
@@ -38,9 +43,14 @@ def main(cfg: DictConfig) -> None:
     data = predictor.task.cfg.data
     source = cfg.file or " / ".join(files) or f"{data.get('name') or data.get('problem')} {cfg.split}"
     print(f"{source}: {len(examples)} examples")
-    print(predictor.report(examples, cfg.output, **options))
+    scores, report = predictor.score(examples, cfg.output, **options)
+    print(report)
     if cfg.output:
         print(f"predictions written to {cfg.output}")
+    path = scores_path(cfg, options)
+    if path is not None:
+        write_scores(path, scores, cfg, options, len(examples))
+        print(f"scores written to {path}")
 
 
 if __name__ == "__main__":

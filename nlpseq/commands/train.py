@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from nlpseq.cli import exits_cleanly
 from nlpseq.distributed import broadcast_object, rank_zero_first
 from nlpseq.metrics import show_score
+from nlpseq.provenance import finish_record, start_record
 from nlpseq.rundir import lock_named_run_dir
 from nlpseq.runtime import flush_denormals, hydra_overrides_for_rank, start, stop
 from nlpseq.schema import validate
@@ -41,14 +42,17 @@ def main(cfg: DictConfig) -> float | None:
         if not runtime.is_main:
             logging.getLogger("nlpseq").setLevel(logging.WARNING)
         run_dir = broadcast_object(HydraConfig.get().runtime.output_dir, runtime)  # rank 0's, for everyone
+        if runtime.is_main:
+            start_record(run_dir, list(HydraConfig.get().overrides.task), cfg.trainer.num_threads)
         with rank_zero_first(runtime):  # downloads and tokenizer training happen once, the others reuse them
             task = TASKS[cfg.task.name].from_config(cfg)
         result = train(task, cfg, run_dir, runtime)
     finally:
         stop(runtime)
-    log.info("finished in %.1f min: %d epochs, %d steps", (time.perf_counter() - start_time) / 60,
-             result["epochs"], result["steps"])
+    wall = time.perf_counter() - start_time
+    log.info("finished in %.1f min: %d epochs, %d steps", wall / 60, result["epochs"], result["steps"])
     if runtime.is_main:
+        finish_record(run_dir, wall)
         score = show_score(result["best_score"])
         print(f"best checkpoint: {result['best_checkpoint']} (dev {result['metric']} {score} at epoch "
               f"{result['best_epoch']})", flush=True)

@@ -136,7 +136,7 @@ class Forecaster(PredictorBase):
                             f"input and {task.horizon} forecast steps")
         return ForecastExamples(name, rows, series.timestamps[start:end], train, count)
 
-    def report(self, examples: ForecastExamples, output: str | None, **options) -> str:
+    def score(self, examples: ForecastExamples, output: str | None, **options) -> tuple[dict[str, float], str]:
         from nlpseq.tasks.forecast_report import forecast_report
 
         return forecast_report(self.task, self.model, examples, output, **options)

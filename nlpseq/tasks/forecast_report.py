@@ -14,8 +14,9 @@ from nlpseq.errors import NlpseqError
 
 
 def forecast_report(task, model, examples, output: str | None = None, arima: bool | None = None,
-                    arima_order: list[int] | None = None, plot_windows: int | None = None) -> str:
-    """Score every window of ``examples`` (a :class:`ForecastExamples`); with ``output``, write the forecasts
+                    arima_order: list[int] | None = None, plot_windows: int | None = None) -> tuple[dict, str]:
+    """Score every window of ``examples`` (a :class:`ForecastExamples`): the model's MSE / MAE overall and on the
+    target (``mse``, ``mae``, ``<target>_mse``, ``<target>_mae``) and the report; with ``output``, write the forecasts
     (data units) to FILE and a plot of ``plot_windows`` (default 4) windows of the target to ``FILE.png``.
 
     ``arima``: fit ARIMA on the target's training rows and apply it to every window (default: when statsmodels is
@@ -55,7 +56,18 @@ def forecast_report(task, model, examples, output: str | None = None, arima: boo
         write_forecasts(task, examples, forecasts, output)
         png = plot(task, examples, forecasts, output, plot_windows)
         text += f"\nforecasts (data units) written to {output}; plot in {png}"
-    return text
+    return _model_scores(methods["model"], targets, task.output_columns, target), text
+
+
+def _model_scores(forecast: np.ndarray, targets: np.ndarray, columns: list[str], target: str) -> dict[str, float]:
+    """MSE / MAE over all variables and, when it is forecast, on the target alone; forecasts ``(windows, horizon,
+    variables)``."""
+    error = forecast.astype(np.float64) - targets
+    scores = {"mse": float((error ** 2).mean()), "mae": float(np.abs(error).mean())}
+    if target in columns and len(columns) > 1:
+        one = error[:, :, columns.index(target)]
+        scores.update({f"{target}_mse": float((one ** 2).mean()), f"{target}_mae": float(np.abs(one).mean())})
+    return scores
 
 
 def _wants_arima(arima: bool | None, examples, notes: list[str]) -> bool:

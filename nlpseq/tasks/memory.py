@@ -147,12 +147,12 @@ class MemoryPredictor(PredictorBase):
             raise NlpseqError("a memory model is scored on its generated splits: give split=, not file=")
         return self.task.split(split)
 
-    def report(self, examples: MemoryExamples, output: str | None) -> str:
+    def score(self, examples: MemoryExamples, output: str | None) -> tuple[dict[str, float], str]:
         task = self.task
         scores = task.scores(task.statistics(self.model, examples, torch.arange(len(examples))))
         name, level = chance(task.kind, task.length)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-        return f"{task.kind}, T={task.length}: {shown}; memoryless baseline: {name} {level:.4f}"
+        return scores, f"{task.kind}, T={task.length}: {shown}; memoryless baseline: {name} {level:.4f}"
 
     def predict(self, sequences: list, **options) -> list[dict]:
         self.check_options(options, self.prediction_options)

@@ -141,13 +141,15 @@ class NerTask:
     def scores(self, stats: dict[str, float]) -> dict[str, float]:
         return entity_scores_from_counts(stats)
 
-    def report(self, model: SequenceTagger, sentences: list[TaggedSentence], output: str | None = None) -> str:
-        """seqeval's per-type report; with ``output``, writes ``token gold predicted`` lines (conlleval)."""
+    def report(self, model: SequenceTagger, sentences: list[TaggedSentence], output: str | None = None
+               ) -> tuple[dict[str, float], str]:
+        """Entity precision / recall / F1 and seqeval's per-type report; with ``output``, writes ``token gold
+        predicted`` lines (conlleval)."""
         scores, predicted = self.evaluate(model, sentences)
         if output:
             write_conll(output, [list(zip(s.tokens, s.tags, p)) for s, p in zip(sentences, predicted)])
         gold = [s.tags for s in sentences]
-        return entity_report(gold, predicted) + (
+        return scores, entity_report(gold, predicted) + (
             f"\nentity F1 {scores['f1']:.2f} (precision {scores['precision']:.2f}, recall {scores['recall']:.2f})")
 
     def read_split(self, split: str | None = None, file: str | None = None, data_root: str | None = None
@@ -170,7 +172,7 @@ class EntityTagger(PredictorBase):
     def read_examples(self, split: str | None, file: str | None, data_root: str | None) -> list[TaggedSentence]:
         return self.task.read_split(split, file, data_root)
 
-    def report(self, examples: list[TaggedSentence], output: str | None) -> str:
+    def score(self, examples: list[TaggedSentence], output: str | None) -> tuple[dict[str, float], str]:
         return self.task.report(self.model, examples, output)
 
     def predict(self, texts: list[str], **options) -> list[dict]:

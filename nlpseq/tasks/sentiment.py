@@ -164,9 +164,10 @@ class SentimentTask:
         scores = scores_from_confusion(confusion, self.labels.itos)
         return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
-    def report(self, model: TextClassifier, examples: list[LabeledText], output: str | None = None) -> str:
-        """Per-class report and confusion matrix; with ``output``, one predicted label per line in FILE and
-        the confusion matrix as ``FILE.confusion.png`` beside it."""
+    def report(self, model: TextClassifier, examples: list[LabeledText], output: str | None = None
+               ) -> tuple[dict, str]:
+        """The scores (accuracy, macro-F1, per class, confusion) and their report; with ``output``, one predicted
+        label per line in FILE and the confusion matrix as ``FILE.confusion.png`` beside it."""
         scores, predicted = self.evaluate(model, examples)
         text = classification_report(scores, self.names)
         if output:
@@ -176,7 +177,7 @@ class SentimentTask:
             png = plot_confusion_matrix(scores["confusion"], self.names, f"{output}.confusion.png",
                                         f"{self.cfg.data.name}: accuracy {scores['accuracy']:.2f}")
             text += f"\nconfusion matrix drawn in {png}"
-        return text
+        return scores, text
 
     def read_split(self, split: str | None = None, file: str | None = None, data_root: str | None = None
                    ) -> list[LabeledText]:
@@ -213,7 +214,7 @@ class SentimentClassifier(PredictorBase):
     def read_examples(self, split: str | None, file: str | None, data_root: str | None) -> list[LabeledText]:
         return self.task.read_split(split, file, data_root)
 
-    def report(self, examples: list[LabeledText], output: str | None) -> str:
+    def score(self, examples: list[LabeledText], output: str | None) -> tuple[dict, str]:
         return self.task.report(self.model, examples, output)
 
     def predict(self, texts: list[str], **options) -> list[dict]:

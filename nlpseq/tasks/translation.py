@@ -189,15 +189,17 @@ class TranslationTask:
         return {**translation_scores_from_stats(stats), "loss": stats["loss_sum"] / max(stats["loss_tokens"], 1)}
 
     def report(self, model: Seq2Seq, examples: list[ParallelPair], output: str | None = None, beam: int | None = None,
-               length_penalty: float | None = None, attention_plot: int | None = None) -> str:
-        """BLEU and chrF with sacrebleu's signatures; with ``output``, one detokenized translation per line (per
-        source line, when ``examples`` came from files: an empty line for each pair skipped);
+               length_penalty: float | None = None, attention_plot: int | None = None) -> tuple[dict, str]:
+        """BLEU and chrF: the scores, and the report with sacrebleu's signatures; with ``output``, one detokenized
+        translation per line (per source line, when ``examples`` came from files: an empty line for each pair
+        skipped);
         with ``attention_plot=N``, the attention of sentence N (0-based) as ``OUTPUT.attentionN.png`` (or
         ``attentionN.png`` without ``output``)."""
         if attention_plot is not None and not 0 <= int(attention_plot) < len(examples):
             raise NlpseqError(f"attention_plot={attention_plot}: there are {len(examples)} sentences (0-based index)")
         hypotheses, ids, attention = self.translate(model, [e.source for e in examples], beam, length_penalty)
-        text = translation_report(translation_scores(hypotheses, [e.target for e in examples]))
+        scores = translation_scores(hypotheses, [e.target for e in examples])
+        text = translation_report(scores)
         if output:
             write_by_line(output, examples, hypotheses)
         if attention_plot is not None:
@@ -210,7 +212,7 @@ class TranslationTask:
             path = f"{output}.attention{n}.png" if output else f"attention{n}.png"
             plot_attention(attention[n].numpy(), source, self.target.to_pieces(ids[n]), path, hypotheses[n][:80])
             text += f"\nattention of sentence {n} drawn in {path}"
-        return text
+        return scores, text
 
     def read_split(self, split: str | None = None, file: str | None = None, data_root: str | None = None,
                    src: str | None = None, ref: str | None = None) -> list[ParallelPair]:
@@ -266,8 +268,8 @@ class Translator(PredictorBase):
                       ref: str | None = None, **decoding) -> list[ParallelPair]:
         return self.task.read_split(split, file, data_root, src, ref)
 
-    def report(self, examples: list[ParallelPair], output: str | None, src: str | None = None, ref: str | None = None,
-               **decoding) -> str:
+    def score(self, examples: list[ParallelPair], output: str | None, src: str | None = None, ref: str | None = None,
+              **decoding) -> tuple[dict, str]:
         return self.task.report(self.model, examples, output, **decoding)
 
     def translate(self, texts: list[str], beam: int | None = None, length_penalty: float | None = None) -> list[str]:
