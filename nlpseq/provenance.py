@@ -58,24 +58,30 @@ def read_json(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+_started: dict[Path, float] = {}  # run directory -> perf_counter() when this process's invocation started
+
+
 def start_record(run_dir: str | Path, overrides: list[str], threads: int | str | None) -> dict:
     """Append this invocation (commit, CPU, cores, threads, its command-line overrides, start time) to
-    ``RUN/run.json``; returns the record, which :func:`finish_record` completes."""
+    ``RUN/run.json``; :func:`record_progress` keeps its wall time current."""
     from nlpseq import __version__
 
     path = Path(run_dir) / "run.json"
     runs = (read_json(path) or {}).get("runs", [])
     record = {"commit": git_commit(), "version": __version__, "cpu": cpu_model(), "cores": os.cpu_count(),
               "threads": threads, "overrides": list(overrides), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "wall_s": None}
+              "wall_s": 0.0, "finished": False}
     write_json(path, {"runs": [*runs, record]})
+    _started[Path(run_dir).resolve()] = time.perf_counter()
     return record
 
 
-def finish_record(run_dir: str | Path, wall_s: float) -> None:
-    """Fill in the wall time of the last invocation in ``RUN/run.json``."""
-    path = Path(run_dir) / "run.json"
-    data = read_json(path)
+def record_progress(run_dir: str | Path, finished: bool = False) -> None:
+    """Set the wall time of this process's invocation in ``RUN/run.json`` (at each checkpoint, and at the end
+    with ``finished``): a killed invocation keeps the time up to its last checkpoint, the work a resume keeps.
+    A no-op where :func:`start_record` was not called (the trainer driven from Python)."""
+    started = _started.get(Path(run_dir).resolve())
+    data = read_json(Path(run_dir) / "run.json") if started is not None else None
     if data and data.get("runs"):
-        data["runs"][-1]["wall_s"] = round(wall_s, 1)
-        write_json(path, data)
+        data["runs"][-1].update(wall_s=round(time.perf_counter() - started, 1), finished=finished)
+        write_json(Path(run_dir) / "run.json", data)

@@ -137,8 +137,8 @@ def _read_provenance(run: Run) -> None:
     invocations = json.loads(record.read_text(encoding="utf-8"))["runs"] if record.exists() else []
     run.commits = list(dict.fromkeys(str(r["commit"]) for r in invocations if r.get("commit")))
     run.cpus = list(dict.fromkeys(str(r["cpu"]) for r in invocations if r.get("cpu")))
-    if invocations and all(r.get("wall_s") is not None for r in invocations):
-        run.wall_s = sum(float(r["wall_s"]) for r in invocations)
+    if invocations and invocations[-1].get("finished", invocations[-1].get("wall_s") is not None):
+        run.wall_s = sum(float(r.get("wall_s") or 0.0) for r in invocations)
     elif not invocations and (run.path / "train.log").exists():
         minutes = re.findall(r"finished in ([0-9.]+) min", (run.path / "train.log").read_text(encoding="utf-8"))
         run.wall_s = 60 * sum(map(float, minutes)) if minutes else None

@@ -31,6 +31,7 @@ from nlpseq.loggers import NoLogger, open_logger, scalars
 from nlpseq.metrics import show_score
 from nlpseq.optim import build_optimizer, build_scheduler, clip_gradients, densify_gradients, use_sparse_embeddings
 from nlpseq.precision import Precision
+from nlpseq.provenance import record_progress
 from nlpseq.rundir import lock_run_dir, remove_partial_files, unlock_run_dir
 from nlpseq.runtime import Runtime, flush_denormals, start
 from nlpseq.threads import thread_governor
@@ -241,6 +242,7 @@ class Trainer:
                   "grad_norm": self.window["grad_norm"] / n, "lr": self.optimizer.param_groups[0]["lr"],
                   **{f"dev_{k}": v for k, v in scores.items()}, "best": improved, "elapsed_s": round(state.elapsed, 1)}
         self.ckpt.save_last(state, record)
+        record_progress(self.ckpt.run_dir)
         if self.metrics_file is not None:
             self.metrics_file.write(json.dumps(record) + "\n")
             self.metrics_file.flush()

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from nlpseq.cli import exits_cleanly
 from nlpseq.distributed import broadcast_object, rank_zero_first
 from nlpseq.metrics import show_score
-from nlpseq.provenance import finish_record, start_record
+from nlpseq.provenance import record_progress, start_record
 from nlpseq.rundir import lock_named_run_dir
 from nlpseq.runtime import flush_denormals, hydra_overrides_for_rank, start, stop
 from nlpseq.schema import validate
@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> float | None:
     wall = time.perf_counter() - start_time
     log.info("finished in %.1f min: %d epochs, %d steps", wall / 60, result["epochs"], result["steps"])
     if runtime.is_main:
-        finish_record(run_dir, wall)
+        record_progress(run_dir, finished=True)
         score = show_score(result["best_score"])
         print(f"best checkpoint: {result['best_checkpoint']} (dev {result['metric']} {score} at epoch "
               f"{result['best_epoch']})", flush=True)
