@@ -11,6 +11,7 @@ from torch import nn
 from nlpseq.data.io import STDIN
 from nlpseq.errors import DataError, NlpseqError, NotOffered
 from nlpseq.runtime import pick_device
+from nlpseq.threads import set_threads
 
 
 def inference_device(setting: str, quantize: bool = False) -> torch.device:
@@ -56,13 +57,15 @@ def given_options(settings, names: tuple[str, ...], accepted: tuple[str, ...], t
 
 def script_predictor(cfg, common: tuple[str, ...], kind: str) -> tuple[object, dict]:
     """``evaluate.py`` / ``predict.py``: the predictor of ``cfg.checkpoint`` (on ``cfg.device``, int8 with
-    ``cfg.quantize``; ``cfg.output`` checked writable first) and the task options given in ``cfg``: its keys
-    outside ``common``, checked against the predictor's ``<kind>_options``."""
+    ``cfg.quantize``, with ``cfg.num_threads`` torch threads; ``cfg.output`` checked writable first) and the
+    task options given in ``cfg``: its keys outside ``common``, checked against the predictor's
+    ``<kind>_options``."""
     import nlpseq
     from nlpseq.cli import required_checkpoint, writable_output
 
     checkpoint = required_checkpoint(cfg)
     writable_output(cfg.output)
+    set_threads(cfg.get("num_threads", "auto"), key="num_threads")
     quantize = bool(cfg.get("quantize", False))
     predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
     options = given_options(cfg, tuple(k for k in cfg if k not in common), getattr(predictor, f"{kind}_options"),

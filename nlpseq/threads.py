@@ -80,7 +80,7 @@ class ThreadGovernor:
     other core costs seconds, not minutes. ``set_count`` is ``torch.set_num_threads`` (tests pass a recorder).
     """
 
-    def __init__(self, candidates: list[int], current: int, interval: float = 10.0, max_interval: float = 120.0,
+    def __init__(self, candidates: list[int], current: int, interval: float = 30.0, max_interval: float = 240.0,
                  probe: float = 1.0, margin: float = 0.95, drop: float = 0.75, set_count=None):
         self.candidates = sorted(set(candidates) | {current})
         self.current, self.probe, self.margin, self.drop = current, probe, margin, drop
@@ -155,14 +155,17 @@ def thread_governor(setting: int | str | None, device: torch.device, local_proce
     return ThreadGovernor([1, cores], torch.get_num_threads())
 
 
-def set_threads(setting: int | str | None, max_threads: int | None = None) -> int:
-    """``trainer.num_threads`` / ``num_threads``: ``auto`` measures (:func:`choose_threads`, at most
-    ``max_threads``: the cores per process when several share the machine), a number sets it, ``None`` leaves
-    torch's setting. Returns the count in use."""
+def set_threads(setting: int | str | None, max_threads: int | None = None, key: str = "trainer.num_threads") -> int:
+    """``trainer.num_threads`` / ``num_threads`` (``key``, for errors): ``auto`` measures (:func:`choose_threads`,
+    at most ``max_threads``: the cores per process when several share the machine), a number sets it, ``None``
+    leaves torch's setting. Returns the count in use."""
     if setting is None:
         return torch.get_num_threads()
-    n = choose_threads(max_threads) if str(setting) == "auto" else int(setting)
+    try:
+        n = choose_threads(max_threads) if str(setting) == "auto" else int(setting)
+    except ValueError:
+        n = 0
     if n < 1:
-        raise ConfigError(f"trainer.num_threads must be an integer >= 1 or 'auto', got {setting!r}")
+        raise ConfigError(f"{key} must be an integer >= 1 or 'auto', got {setting!r}")
     torch.set_num_threads(n)
     return n

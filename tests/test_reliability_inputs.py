@@ -20,6 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
@@ -40,9 +41,11 @@ NOT_UTF8 = b"ein mann \xff f\xc3\xa4hrt .\n"  # byte 0xff at column 10
 @contextlib.contextmanager
 def restored(env_root: Path | None) -> Iterator[None]:
     """Put back what a script run changes in this process: argv, stdin, ``NLPSEQ_DATA``, the root logger (Hydra
-    configures it) and Hydra's global state; ``NLPSEQ_DATA`` is ``env_root`` meanwhile."""
+    configures it), torch's thread count (``num_threads=auto``) and Hydra's global state; ``NLPSEQ_DATA`` is
+    ``env_root`` meanwhile."""
     root = logging.getLogger()
     saved = sys.argv, sys.stdin, os.environ.get("NLPSEQ_DATA"), root.handlers[:], root.level
+    threads = torch.get_num_threads()
     os.environ.pop("NLPSEQ_DATA", None)
     if env_root:
         os.environ["NLPSEQ_DATA"] = str(env_root)
@@ -51,6 +54,7 @@ def restored(env_root: Path | None) -> Iterator[None]:
     finally:
         sys.argv, sys.stdin, data, root.handlers[:], level = saved
         root.setLevel(level)
+        torch.set_num_threads(threads)
         os.environ.pop("NLPSEQ_DATA", None)
         if data is not None:
             os.environ["NLPSEQ_DATA"] = data

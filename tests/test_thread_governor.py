@@ -86,3 +86,11 @@ def test_never_worse_than_the_best_fixed_count(load):
         machine.load = load
         governor = ThreadGovernor([1, 2], start, set_count=machine.set_count)
         assert machine.run(governor, 3600) >= 0.97 * best
+
+
+def test_a_thread_setting_that_is_not_a_count_is_named():
+    from nlpseq.errors import ConfigError
+    from nlpseq.threads import set_threads
+
+    with pytest.raises(ConfigError, match="num_threads must be an integer >= 1 or 'auto', got 'many'"):
+        set_threads("many", key="num_threads")

@@ -30,7 +30,7 @@ from nlpseq.cli import exits_cleanly
 from nlpseq.inference import script_predictor
 from nlpseq.scores import scores_path, write_scores
 
-COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quantize", "scores")
+COMMON = ("checkpoint", "split", "file", "output", "data_root", "device", "quantize", "scores", "num_threads")
 
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")

@@ -25,7 +25,7 @@ from nlpseq.data.io import STDIN, decode_line
 from nlpseq.errors import NlpseqError
 from nlpseq.inference import script_predictor
 
-COMMON = ("checkpoint", "input", "format", "output", "interactive", "device", "quantize")
+COMMON = ("checkpoint", "input", "format", "output", "interactive", "device", "quantize", "num_threads")
 
 
 @hydra.main(config_path="../conf", config_name="predict", version_base="1.3")
