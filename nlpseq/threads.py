@@ -80,7 +80,7 @@ class ThreadGovernor:
     other core costs seconds, not minutes. ``set_count`` is ``torch.set_num_threads`` (tests pass a recorder).
     """
 
-    def __init__(self, candidates: list[int], current: int, interval: float = 30.0, max_interval: float = 240.0,
+    def __init__(self, candidates: list[int], current: int, interval: float = 10.0, max_interval: float = 120.0,
                  probe: float = 1.0, margin: float = 0.95, drop: float = 0.75, set_count=None):
         self.candidates = sorted(set(candidates) | {current})
         self.current, self.probe, self.margin, self.drop = current, probe, margin, drop
