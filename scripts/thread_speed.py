@@ -51,10 +51,8 @@ def measure(task, cfg: DictConfig, setting: str, shared: bool) -> dict:
     threads = set_threads("auto" if setting.startswith("auto") else int(setting))
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(task, cfg, run_dir, Runtime())
-        if setting != "auto":  # a fixed count, or auto decided once: no re-deciding during training
-            trainer.governor = None
-        else:
-            trainer.governor = thread_governor("auto", torch.device("cpu"))
+        # a fixed count, or auto decided once (auto-startup): no re-deciding during training
+        trainer.governor = thread_governor("auto", torch.device("cpu")) if setting == "auto" else None
         steps = trainer.plan(0)
         _, _, position = train_for(trainer, float(sc.warmup_seconds), steps, 0)
         hog = subprocess.Popen(BUSY_LOOP) if shared else None

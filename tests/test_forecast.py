@@ -246,6 +246,11 @@ def test_train_save_load_predict_round_trip(trained, tmp_path):
     assert got[0]["date"] == first["date"] == all_rows["date"][start + LENGTH]
     for column in ("load", "OT"):
         assert got[0][column] == pytest.approx(float(first[column]), rel=1e-5, abs=1e-5)
+    # and its scores file holds the overall and target scores that the printed table shows
+    scores = json.loads((Path(best).parents[1] / "scores" / "test.json").read_text())["scores"]
+    assert set(scores) == {"mse", "mae", "OT_mse", "OT_mae"}
+    overall = next(line for line in done.stdout.splitlines() if line.startswith("overall"))
+    assert overall.split()[1:4] == [f"{scores['mse']:.3f}", "/", f"{scores['mae']:.3f}"]
 
 
 def test_predict_uses_only_the_last_input_length_rows(trained):

@@ -401,6 +401,7 @@ def test_evaluate_script_prints_the_memoryless_baseline(trained, kind):
     assert done.returncode in (0, None), done.stderr
     name, level = chance(kind, 10)
     assert f"memoryless baseline: {name} {level:.4f}" in done.stdout
+    assert "scores written to" in done.stdout  # RUN/scores/test.json, for summarize.py
 
 
 # --- the model's initialisation ----------------------------------------------------------------------------------

@@ -62,11 +62,10 @@ def forecast_report(task, model, examples, output: str | None = None, arima: boo
 def _model_scores(forecast: np.ndarray, targets: np.ndarray, columns: list[str], target: str) -> dict[str, float]:
     """MSE / MAE over all variables and, when it is forecast, on the target alone; forecasts ``(windows, horizon,
     variables)``."""
-    error = forecast.astype(np.float64) - targets
-    scores = {"mse": float((error ** 2).mean()), "mae": float(np.abs(error).mean())}
+    scores = dict(zip(("mse", "mae"), mse_mae(forecast, targets)))
     if target in columns and len(columns) > 1:
-        one = error[:, :, columns.index(target)]
-        scores.update({f"{target}_mse": float((one ** 2).mean()), f"{target}_mae": float(np.abs(one).mean())})
+        at = columns.index(target)
+        scores.update(zip((f"{target}_mse", f"{target}_mae"), mse_mae(forecast[:, :, at], targets[:, :, at])))
     return scores
 
 
@@ -117,9 +116,14 @@ def _coverage(quantiles: tuple[float, ...], forecasts: np.ndarray, targets: np.n
             f"values (nominal {100 * (max(quantiles) - min(quantiles)):.0f}%); pinball loss {losses}")
 
 
-def _scores(forecast: np.ndarray, truth: np.ndarray) -> str:
+def mse_mae(forecast: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Mean squared and mean absolute error over every entry (in float64)."""
     error = forecast.astype(np.float64) - truth
-    return f"{(error ** 2).mean():.3f} / {np.abs(error).mean():.3f}"
+    return float((error ** 2).mean()), float(np.abs(error).mean())
+
+
+def _scores(forecast: np.ndarray, truth: np.ndarray) -> str:
+    return "{:.3f} / {:.3f}".format(*mse_mae(forecast, truth))
 
 
 def write_forecasts(task, examples, forecasts: np.ndarray, output: str) -> None:
