@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -65,7 +66,8 @@ def script_predictor(cfg, common: tuple[str, ...], kind: str) -> tuple[object, d
 
     checkpoint = required_checkpoint(cfg)
     writable_output(cfg.output)
-    set_threads(cfg.get("num_threads", "auto"), key="num_threads")
+    # the choice is logged for debugging only: evaluate.py and predict.py print results, and nothing else
+    set_threads(cfg.get("num_threads", "auto"), key="num_threads", level=logging.DEBUG)
     quantize = bool(cfg.get("quantize", False))
     predictor = nlpseq.load(checkpoint, device=inference_device(cfg.device, quantize), quantize=quantize)
     options = given_options(cfg, tuple(k for k in cfg if k not in common), getattr(predictor, f"{kind}_options"),

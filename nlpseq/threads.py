@@ -45,7 +45,7 @@ def _step_time(threads: int, repeats: int = 3, steps: int = 20) -> float:
     return best
 
 
-def choose_threads(max_threads: int | None = None) -> int:
+def choose_threads(max_threads: int | None = None, level: int = logging.INFO) -> int:
     """The thread count (1 .. cores) that runs a recurrent-sized workload fastest right now.
 
     More threads must be at least 10% faster to be picked: below that, one thread per process wastes less
@@ -55,7 +55,7 @@ def choose_threads(max_threads: int | None = None) -> int:
     candidates = sorted({1, cores} | ({cores // 2} if cores >= 4 else set()))
     times = {n: _step_time(n) for n in candidates}
     best = fastest({n: 1 / t for n, t in times.items()}, keep=1, margin=0.9)
-    log.info("torch threads: %d (timed %s)", best, ", ".join(f"{n}: {t * 1e3:.1f} ms" for n, t in times.items()))
+    log.log(level, "torch threads: %d (timed %s)", best, ", ".join(f"{n}: {t * 1e3:.1f} ms" for n, t in times.items()))
     return best
 
 
@@ -155,14 +155,15 @@ def thread_governor(setting: int | str | None, device: torch.device, local_proce
     return ThreadGovernor([1, cores], torch.get_num_threads())
 
 
-def set_threads(setting: int | str | None, max_threads: int | None = None, key: str = "trainer.num_threads") -> int:
+def set_threads(setting: int | str | None, max_threads: int | None = None, key: str = "trainer.num_threads",
+                level: int = logging.INFO) -> int:
     """``trainer.num_threads`` / ``num_threads`` (``key``, for errors): ``auto`` measures (:func:`choose_threads`,
-    at most ``max_threads``: the cores per process when several share the machine), a number sets it, ``None``
-    leaves torch's setting. Returns the count in use."""
+    at most ``max_threads``: the cores per process when several share the machine; its choice logged at
+    ``level``), a number sets it, ``None`` leaves torch's setting. Returns the count in use."""
     if setting is None:
         return torch.get_num_threads()
     try:
-        n = choose_threads(max_threads) if str(setting) == "auto" else int(setting)
+        n = choose_threads(max_threads, level) if str(setting) == "auto" else int(setting)
     except ValueError:
         n = 0
     if n < 1:

@@ -114,7 +114,7 @@ def test_trainer_debug_is_tiny_for_every_task(overrides):
 def test_task_trainer_settings_are_a_trainer_preset():
     """Each task selects its trainer preset; command-line trainer keys still win over it."""
     tc = compose_config(["task=translation"]).trainer
-    assert (tc.batch_size, tc.patience, tc.max_minutes, tc.clip_norm) == (64, 5, 50, 1.0)
+    assert (tc.batch_size, tc.patience, tc.max_epochs, tc.max_minutes, tc.clip_norm) == (64, 5, 25, None, 1.0)
     assert compose_config(["task=translation", "trainer.batch_size=16"]).trainer.batch_size == 16
     assert compose_config(["task=ner"]).trainer.patience == 10
     assert compose_config(["task=sentiment"]).trainer.eval_batch_tokens == 1500
