@@ -13,6 +13,10 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -61,15 +65,28 @@ def read_json(path: Path) -> dict | None:
 _started: dict[Path, float] = {}  # run directory -> perf_counter() when this process's invocation started
 
 
-def start_record(run_dir: str | Path, overrides: list[str], threads: int | str | None) -> dict:
-    """Append this invocation (commit, CPU, cores, threads, its command-line overrides, start time) to
-    ``RUN/run.json``; :func:`record_progress` keeps its wall time current."""
+def device_name(device: torch.device | None) -> str:
+    """``cpu``, or the accelerator's model name (``NVIDIA H200``) for a CUDA device: wall times are compared
+    only between runs on the same kind of machine."""
+    if device is not None and device.type == "cuda":
+        import torch  # only here: summarize.py reads run.json without loading torch
+
+        return torch.cuda.get_device_name(device)
+    return "cpu" if device is None else device.type
+
+
+def start_record(run_dir: str | Path, overrides: list[str], threads: int | str | None,
+                 device: torch.device | None = None, processes: int = 1) -> dict:
+    """Append this invocation (commit, CPU, cores, threads, the device it trains on and how many processes,
+    its command-line overrides, start time) to ``RUN/run.json``; :func:`record_progress` keeps its wall time
+    current."""
     from nlpseq import __version__
 
     path = Path(run_dir) / "run.json"
     runs = (read_json(path) or {}).get("runs", [])
     record = {"commit": git_commit(), "version": __version__, "cpu": cpu_model(), "cores": os.cpu_count(),
-              "threads": threads, "overrides": list(overrides), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "device": device_name(device), "processes": processes, "threads": threads,
+              "overrides": list(overrides), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "wall_s": 0.0, "finished": False}
     write_json(path, {"runs": [*runs, record]})
     _started[Path(run_dir).resolve()] = time.perf_counter()

@@ -31,7 +31,7 @@ class Run:
     best_epoch: int | None = None
     wall_s: float | None = None
     commits: list[str] = field(default_factory=list)
-    cpus: list[str] = field(default_factory=list)
+    machines: list[str] = field(default_factory=list)  # what each invocation ran on (machine_label)
     test: dict[str, dict[str, float]] = field(default_factory=dict)  # scores file -> metric -> value
     missing: list[str] = field(default_factory=list)
 
@@ -130,13 +130,21 @@ def _options(name: str) -> str:
     return "".join(f" {part}" for part in name.removesuffix(".json").split(".")[1:] if "=" in part)
 
 
+def machine_label(invocation: dict) -> str:
+    """What a wall time was measured on: the CPU model, the GPU's before it when training ran on one, and the
+    number of processes when more than one (``NVIDIA H200 + AMD EPYC, 2 processes``)."""
+    device, processes = invocation.get("device", "cpu"), int(invocation.get("processes", 1))
+    label = str(invocation["cpu"]) if device == "cpu" else f"{device} + {invocation['cpu']}"
+    return label + (f", {processes} processes" if processes > 1 else "")
+
+
 def _read_provenance(run: Run) -> None:
     """Commit, CPU and wall time from ``run.json``; runs trained before it existed: the wall time from the
     ``finished in X min`` lines of ``train.log``. An unfinished training is missing."""
     record = run.path / "run.json"
     invocations = json.loads(record.read_text(encoding="utf-8"))["runs"] if record.exists() else []
     run.commits = list(dict.fromkeys(str(r["commit"]) for r in invocations if r.get("commit")))
-    run.cpus = list(dict.fromkeys(str(r["cpu"]) for r in invocations if r.get("cpu")))
+    run.machines = list(dict.fromkeys(machine_label(r) for r in invocations if r.get("cpu")))
     if invocations and invocations[-1].get("finished", invocations[-1].get("wall_s") is not None):
         run.wall_s = sum(float(r.get("wall_s") or 0.0) for r in invocations)
     elif not invocations and (run.path / "train.log").exists():
@@ -178,13 +186,13 @@ def table(runs: list[Run], score_files: list[str], metrics: list[str] | None, co
     for setting, group in groups.items():
         done = [r for r in group if not r.missing]
         commits = ", ".join(dict.fromkeys(c for r in done for c in (r.commits or [commit or "unknown"])))
-        cpus = ", ".join(dict.fromkeys(c for r in done for c in (r.cpus or [cpu or "CPU unknown"])))
+        machines = ", ".join(dict.fromkeys(m for r in done for m in (r.machines or [cpu or "CPU unknown"])))
         walls = [r.wall_s / 60 for r in done if r.wall_s is not None]
         cells = [" ".join(setting) or "defaults", ", ".join(r.seed for r in done) or "none",
                  mean_std([r.dev for r in done if r.dev is not None]),
                  *(mean_std([r.test[name][m] for r in done if m in r.test.get(name, {})]) for name, m in columns),
                  ", ".join(f"{r.epochs} ({r.best_epoch})" for r in done),
-                 f"{mean_std(walls, 1)} min ({cpus})" if walls else "–", f"`{sweep_command(group)}`", commits]
+                 f"{mean_std(walls, 1)} min ({machines})" if walls else "–", f"`{sweep_command(group)}`", commits]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

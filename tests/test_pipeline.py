@@ -149,6 +149,7 @@ def test_scripts_end_to_end(tiny_conll, tmp_path):
     assert f"entity F1 {scores['scores']['f1']:.2f}" in done.stdout and scores["examples"] == 12
     record = json.loads((run / "run.json").read_text())["runs"][0]
     assert record["wall_s"] > 0 and record["cpu"] and "trainer.max_steps=6" in record["overrides"]
+    assert record["processes"] == 1 and (record["device"] == "cpu" or record["device"].startswith("NVIDIA"))
     from nlpseq.summarize import summarize
 
     table, missing = summarize([str(run)], ["test.json"])

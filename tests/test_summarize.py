@@ -15,7 +15,7 @@ SETTING = ["task=ner", "model=tagger_glove"]
 
 
 def make_run(path: Path, seed: int, dev: list[float], test: float | None, wall_s: float | None = 600.0,
-             commit: str = "abc1234") -> Path:
+             commit: str = "abc1234", **machine: object) -> Path:
     """A run directory as train.py and evaluate.py leave it; ``dev`` is the dev F1 of each epoch."""
     (path / ".hydra").mkdir(parents=True)
     (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*SETTING, f"seed={seed}"]))
@@ -24,7 +24,8 @@ def make_run(path: Path, seed: int, dev: list[float], test: float | None, wall_s
     (path / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": i + 1, "metric": "f1", "dev_f1": d, "best": b}) + "\n"
         for i, (d, b) in enumerate(zip(dev, best))))
-    (path / "run.json").write_text(json.dumps({"runs": [{"commit": commit, "cpu": "Test CPU", "wall_s": wall_s}]}))
+    (path / "run.json").write_text(json.dumps({"runs": [{"commit": commit, "cpu": "Test CPU", "wall_s": wall_s,
+                                                                **machine}]}))
     if test is not None:
         (path / "scores").mkdir()
         (path / "scores" / "test.json").write_text(json.dumps({"scores": {"f1": test, "precision": 1.0}}))
@@ -56,6 +57,13 @@ def test_mean_and_standard_deviation_over_seeds(tmp_path):
     assert cells[5] == "10.0 ± 0.0 min (Test CPU)"
     assert cells[6] == "`python scripts/train.py -m task=ner model=tagger_glove seed=1,2,3`"
     assert cells[7] == "abc1234"
+
+
+def test_wall_times_name_the_gpu_and_the_process_count(tmp_path):
+    make_run(tmp_path / "gpu", 1, [90.0], 88.0, device="NVIDIA H200", processes=1)
+    make_run(tmp_path / "ddp", 2, [90.0], 88.0, device="cpu", processes=2)
+    cells = summarize([str(tmp_path / "gpu"), str(tmp_path / "ddp")], ["test.json"])[0].splitlines()[2].split("|")
+    assert cells[6].strip() == "10.0 ± 0.0 min (NVIDIA H200 + Test CPU, Test CPU, 2 processes)"
 
 
 def test_missing_runs_are_named_and_left_out_of_the_means(tmp_path):

@@ -43,7 +43,8 @@ def main(cfg: DictConfig) -> float | None:
             logging.getLogger("nlpseq").setLevel(logging.WARNING)
         run_dir = broadcast_object(HydraConfig.get().runtime.output_dir, runtime)  # rank 0's, for everyone
         if runtime.is_main:
-            start_record(run_dir, list(HydraConfig.get().overrides.task), cfg.trainer.num_threads)
+            start_record(run_dir, list(HydraConfig.get().overrides.task), cfg.trainer.num_threads,
+                         runtime.device, runtime.world_size)
         with rank_zero_first(runtime):  # downloads and tokenizer training happen once, the others reuse them
             task = TASKS[cfg.task.name].from_config(cfg)
         result = train(task, cfg, run_dir, runtime)
