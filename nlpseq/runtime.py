@@ -73,6 +73,17 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def _one_gpu_per_process(chosen: torch.device, setting: str, local_processes: int) -> None:
+    """NCCL refuses two ranks on one GPU (and fails deep inside the first collective); say it at start-up."""
+    if chosen.type != "cuda" or local_processes == 1:
+        return
+    gpus = torch.cuda.device_count() if str(setting) in ("auto", "cuda") else 1
+    if local_processes > gpus:
+        raise ConfigError(f"torchrun started {local_processes} processes on this machine but device={setting} gives "
+                          f"them {gpus} GPU(s), and NCCL needs one GPU per process: use --nproc_per_node={gpus}, "
+                          "or device=cpu to train the processes on the CPU (gloo)")
+
+
 def _environment() -> tuple[int, int, int, int]:
     """``(rank, world_size, local_rank, local_world_size)`` from the launcher's variables (1 process without)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -85,6 +96,7 @@ def start(device: str = "auto", num_threads: int | str | None = "auto", timeout_
     device, and set the torch thread count (``auto``: timed, among 1 .. the cores per local process)."""
     rank, world, local_rank, local_world = _environment()
     chosen = pick_device(device, local_rank)
+    _one_gpu_per_process(chosen, device, local_world)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if chosen.type == "cuda" else "gloo"
         if chosen.type == "cuda":

@@ -64,3 +64,26 @@ def test_allowed_transitions_bio():
     trans, start, end = allowed_transitions_bio(["O", "B-PER", "I-PER", "I-LOC"])
     assert trans[1, 2] and trans[2, 2] and not trans[0, 2] and not trans[1, 3] and trans[2, 0]
     assert start.tolist() == [True, True, False, False] and end.all()
+
+
+def test_half_precision_autocast_leaves_the_crf_in_float32():
+    """Under ``trainer.precision=bf16`` the encoder hands the CRF bfloat16 emissions inside autocast; the forward
+    algorithm's exp-space products in bfloat16 lose log Z (a NER run on a GPU went NaN at its third epoch), so the
+    CRF computes in float32 whatever the autocast: the same loss and gradient as float32 on the same inputs."""
+    crf = random_crf(9, allowed_transitions_bio(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG",
+                                                  "B-MISC", "I-MISC"]))
+    torch.manual_seed(1)
+    emissions = (5 * torch.randn(4, 40, 9)).bfloat16().float().requires_grad_()  # values bfloat16 can hold
+    mask = torch.arange(40).expand(4, 40) < torch.tensor([[40], [33], [12], [1]])
+    tags = torch.tensor(crf.viterbi_tags(emissions.detach(), mask)[0]).expand(4, 40)
+    expected = crf(emissions, tags, mask)
+    (grad,) = torch.autograd.grad(expected.sum(), emissions)
+    half = emissions.detach().bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        nll = crf(half, tags, mask)
+        best = crf.viterbi_tags(half, mask)
+    assert nll.dtype == torch.float32
+    torch.testing.assert_close(nll, expected, rtol=0, atol=1e-3)
+    (half_grad,) = torch.autograd.grad(nll.sum(), half)
+    torch.testing.assert_close(half_grad.float(), grad, rtol=0, atol=1e-2)  # rounded to bfloat16 once, at the end
+    assert best == crf.viterbi_tags(emissions.detach(), mask)

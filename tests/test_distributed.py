@@ -22,9 +22,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 import nlpseq
 from nlpseq.data.batching import batch_plan, bucket_batches, epoch_generator
-from nlpseq.errors import TrainingDiverged
+from nlpseq.errors import ConfigError, TrainingDiverged
 from nlpseq.optim import build_optimizer
-from nlpseq.runtime import Runtime
+from nlpseq.runtime import Runtime, start
 from nlpseq.tasks import TASKS
 from nlpseq.tasks.common import Objective
 from nlpseq.trainer import train, train_step
@@ -157,6 +157,19 @@ def _train_worker(rank: int, store: str, root: str, run_dir: str, scenario: str)
     dist.destroy_process_group()
 
 
+@pytest.mark.parametrize("device", ["auto", "cuda", "cuda:0"])
+def test_more_processes_than_gpus_is_refused_before_nccl(device, monkeypatch):
+    """On a 1-GPU machine two ranks would share cuda:0, which NCCL refuses inside the first collective."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=rf"torchrun started 2 processes on this machine but device={device} gives "
+                                          r"them 1 GPU\(s\).*--nproc_per_node=1, or device=cpu"):
+        start(device, 1)
+    assert not dist.is_initialized()
+
+
 def test_a_nan_loss_in_one_rank_stops_every_rank_at_the_same_step(tiny_conll, tmp_path):
     _run_workers(_train_worker, str(tmp_path / "store"), str(tiny_conll), str(tmp_path / "run"), "nan")
     outcomes = [json.loads((tmp_path / "run" / f"outcome{r}.json").read_text()) for r in (0, 1)]
@@ -173,7 +186,7 @@ def test_early_stopping_stops_every_rank_together(tiny_conll, tmp_path):
 
 
 # ----- torchrun end to end ------------------------------------------------------------------------
-TORCHRUN_TRAINING = ["task=ner", "data.download=false", *TINY_MODEL, "trainer.max_steps=240",
+TORCHRUN_TRAINING = ["task=ner", "device=cpu", "data.download=false", *TINY_MODEL, "trainer.max_steps=240",
                      "trainer.eval_every_steps=30", "trainer.scheduler=linear", "trainer.ema_decay=0.9"]
 
 

@@ -235,7 +235,9 @@ def test_train_save_load_predict_round_trip(trained, tmp_path):
 
     # the forecast of a test window equals what evaluate.py wrote for it
     output = tmp_path / "forecasts.csv"
-    done = run_inline("evaluate.py", f"checkpoint={best}", "split=test", f"output={output}", "arima=false")
+    # on the CPU, as nlpseq.load above: a GPU's kernels (cuDNN's TF32) differ from the CPU's in the 5th digit
+    done = run_inline("evaluate.py", f"checkpoint={best}", "split=test", f"output={output}", "arima=false",
+                      "device=cpu")
     assert done.returncode == 0, done.stderr
     written = list(csv.DictReader(output.open()))
     window = 20
@@ -273,14 +275,15 @@ def test_predict_script_prints_csv_and_jsonl(trained, tmp_path):
     history.write_text("\n".join(series_lines()[:1] + series_lines()[-30:]) + "\n", encoding="utf-8")
     expected = nlpseq.load(best).predict(pd.read_csv(history))
 
-    done = run_process("predict.py", f"checkpoint={best}", f"input={history}")  # a real process
+    # a real process, on the CPU as nlpseq.load (a GPU's kernels differ in the 5th digit)
+    done = run_process("predict.py", f"checkpoint={best}", f"input={history}", "device=cpu")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "date,load,OT" and len(lines) == 1 + HORIZON
     parsed = [{"date": d, "load": float(a), "OT": float(b)} for d, a, b in (line.split(",") for line in lines[1:])]
     assert parsed == expected
 
-    done = run_inline("predict.py", f"checkpoint={best}", "input=-", "format=jsonl",
+    done = run_inline("predict.py", f"checkpoint={best}", "input=-", "format=jsonl", "device=cpu",
                       stdin=history.read_bytes())
     assert done.returncode == 0, done.stderr
     assert [json.loads(line) for line in done.stdout.splitlines()] == expected

@@ -103,11 +103,14 @@ def test_line_count_mismatch_stops_the_task(translation_config, tiny_multi30k):
 
 def test_empty_lines_are_skipped_and_long_pairs_dropped(translation_config, tiny_multi30k, caplog):
     folder = tiny_multi30k / "multi30k"
-    write_pairs(folder, "train", [*make_pairs(30, 1), ("ein mann .", ""), ("", "a man ."), *make_pairs(5, 2)])
+    # three pairs of 18+ words: over 12 subwords however sentencepiece (its version) segments them
+    chained = make_pairs(9, 3)
+    long = [tuple(" ".join(side) for side in zip(*chained[i:i + 3])) for i in (0, 3, 6)]
+    write_pairs(folder, "train", [*make_pairs(30, 1), ("ein mann .", ""), ("", "a man ."), *make_pairs(5, 2), *long])
     with caplog.at_level(logging.INFO):
         task = TASKS["translation"].from_config(translation_config("data.max_length=12"))
-    assert len(task.splits["train"]) == 35 and "2 line pairs with an empty side skipped" in caplog.text
-    assert all(len(s) <= 13 and len(t) <= 12 for s, t in task._train) and len(task._train) < 35
+    assert len(task.splits["train"]) == 38 and "2 line pairs with an empty side skipped" in caplog.text
+    assert all(len(s) <= 13 and len(t) <= 12 for s, t in task._train) and len(task._train) <= 35
 
 
 @pytest.mark.parametrize("joint", [True, False])

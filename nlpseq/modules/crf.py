@@ -24,6 +24,15 @@ def _log_matmul(scores: torch.Tensor, exp_trans: torch.Tensor) -> torch.Tensor:
     return torch.mm((scores - top).exp(), exp_trans).clamp_min(torch.finfo(scores.dtype).tiny).log() + top
 
 
+def _full_precision(emissions: torch.Tensor) -> torch.Tensor:
+    """Half-precision emissions as float32, others as they are (32-bit runs are unchanged, float64 stays).
+
+    In bfloat16 / float16 the exp-space products of the forward and backward algorithms lose ``log Z`` (a bf16 NER
+    run on a GPU went NaN), so under ``trainer.precision=bf16|fp16`` the encoder runs in half precision and the
+    CRF, with autocast switched off, in float32."""
+    return emissions.float() if emissions.dtype in (torch.float16, torch.bfloat16) else emissions
+
+
 class LogPartition(torch.autograd.Function):
     """``log Z`` ``(batch,)`` of emissions ``(batch, time, tags)`` under transitions ``(from, to)``, start and end
     scores ``(tags,)`` and a bool mask ``(batch, time)`` (real tokens first, every sequence at least one)."""
@@ -114,11 +123,13 @@ class ConditionalRandomField(nn.Module):
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Forward algorithm: ``log Z`` per sequence, ``(batch,)`` (gradient by the backward algorithm)."""
         trans, start, end = self._scores()
-        return LogPartition.apply(emissions, trans, start, end, mask)
+        with torch.autocast(emissions.device.type, enabled=False):
+            return LogPartition.apply(_full_precision(emissions), trans, start, end, mask)
 
     def path_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Score of the given tag sequences ``(batch, time)`` -> ``(batch,)``."""
         trans, start, end = self._scores()
+        emissions = _full_precision(emissions)
         maskf = mask.to(emissions.dtype)
         emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
         score = start[tags[:, 0]] + (emit * maskf).sum(1)
@@ -134,6 +145,7 @@ class ConditionalRandomField(nn.Module):
     def viterbi_tags(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         """Best tag sequence for each sequence, trimmed to its length."""
         trans, start, end = self._scores()
+        emissions = _full_precision(emissions)
         batch, time, n = emissions.shape
         score = start + emissions[:, 0]
         keep = torch.arange(n, device=emissions.device).expand(batch, n)
