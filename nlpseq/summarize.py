@@ -171,6 +171,13 @@ def sweep_command(runs: list[Run]) -> str:
     return "python scripts/train.py " + ("-m " if "," in seeds else "") + " ".join(parts)
 
 
+def _score_header(score_file: str, metric: str, selection: str) -> str:
+    """``test bleu`` for test.json; evaluate.py's dev.json says so when the training's dev column has the same name
+    (translation selects on greedy BLEU, evaluate.py scores with the checkpoint's beam)."""
+    header = f"{score_file.removesuffix('.json')} {metric}"
+    return f"{header} (evaluate.py)" if header == selection else header
+
+
 def table(runs: list[Run], score_files: list[str], metrics: list[str] | None, commit: str | None = None,
           cpu: str | None = None) -> list[str]:
     """The header and one row per configuration (runs grouped by their overrides without the seed)."""
@@ -179,9 +186,9 @@ def table(runs: list[Run], score_files: list[str], metrics: list[str] | None, co
         groups.setdefault(run.setting, []).append(run)
     shown = metrics or list(dict.fromkeys(r.metric for r in runs if r.metric))
     columns = [(name, m) for name in score_files for m in shown]
-    head = ["configuration", "seeds", f"dev {'/'.join(dict.fromkeys(r.metric for r in runs))}",
-            *(f"{name.removesuffix('.json')} {m}" for name, m in columns), "epochs (best)", "wall time per run",
-            "command", "commit"]
+    selection = f"dev {'/'.join(dict.fromkeys(r.metric for r in runs))}"
+    head = ["configuration", "seeds", selection, *(_score_header(name, m, selection) for name, m in columns),
+            "epochs (best)", "wall time per run", "command", "commit"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for setting, group in groups.items():
         done = [r for r in group if not r.missing]

@@ -94,3 +94,15 @@ def test_the_command_line_exits_nonzero_when_runs_are_missing(tmp_path, capsys):
 
 def test_one_run_shows_no_deviation():
     assert mean_std([90.123]) == "90.12" and mean_std([]) == "–"
+
+
+def test_evaluate_scores_on_dev_are_told_apart_from_the_selection_score(tmp_path):
+    root = sweep(tmp_path / "ner", 2)
+    for job in range(2):
+        (root / str(job) / "scores" / "dev.json").write_text(json.dumps({"scores": {"f1": 95.0 + job}}))
+    table, missing = summarize([str(root)], ["dev.json", "test.json"], ["f1"])
+    assert missing == 0
+    header, _, row = table.splitlines()
+    assert header.startswith("| configuration | seeds | dev f1 | dev f1 (evaluate.py) | test f1 | epochs (best)")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:5] == ["90.50 ± 0.71", "95.50 ± 0.71", "88.25 ± 0.35"]
