@@ -31,7 +31,7 @@ POSITIVE = Int(ge=1)
 BOOL = Choice(True, False)
 PROBABILITY = Float(ge=0, lt=1)  # dropouts, label smoothing: 1 would drop (or smooth away) everything
 CELL = Choice("rnn", "lstm", "gru")
-CHAR_ENCODER = Choice("cnn", "lstm", "none", None)
+CHAR_ENCODER = Choice("cnn", "lstm", "cnn+lstm", "none", None)
 SPM_MODEL_TYPE = Choice("unigram", "bpe", "char", "word")
 
 TOP: dict[str, Rule] = {

@@ -10,7 +10,7 @@ import torch
 from nlpseq.data.vectors import match_vectors, read_vectors
 from nlpseq.errors import DataError
 from nlpseq.modules.dropout import SequenceDropout
-from nlpseq.modules.embeddings import CharCNN, CharLSTM, TokenEmbedder
+from nlpseq.modules.embeddings import CharCNN, CharLSTM, TokenEmbedder, build_char_encoder
 from nlpseq.modules.encoders import RecurrentEncoder, reverse_indices
 
 
@@ -51,10 +51,10 @@ def test_encoder_matches_torch_bidirectional_lstm():
     torch.testing.assert_close(encoder(x, lengths)[0], expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("char_encoder", ["cnn", "lstm"])
+@pytest.mark.parametrize("char_encoder", ["cnn", "lstm", "cnn+lstm"])
 def test_char_features_do_not_depend_on_the_batch(char_encoder):
     torch.manual_seed(0)
-    chars = CharCNN(20, 6, 8) if char_encoder == "cnn" else CharLSTM(20, 6, 4)
+    chars = build_char_encoder(char_encoder, 20, 6, 4)
     embedder = TokenEmbedder(30, 5, chars).eval()
     words = torch.tensor([[3, 4, 5], [6, 0, 0]])
     char_ids = torch.zeros(2, 3, 7, dtype=torch.long)
@@ -66,6 +66,17 @@ def test_char_features_do_not_depend_on_the_batch(char_encoder):
     alone = embedder(words[1:, :1], char_ids[1:, :1, :3])
     torch.testing.assert_close(both[1, 0], alone[0, 0])
     assert both.shape == (2, 3, 5 + chars.output_size)
+
+
+def test_cnn_and_lstm_side_by_side_concatenate_their_features():
+    torch.manual_seed(0)
+    both = build_char_encoder("cnn+lstm", 20, 6, 4)
+    cnn, lstm = both.encoders
+    assert isinstance(cnn, CharCNN) and isinstance(lstm, CharLSTM)
+    assert both.output_size == 4 + 2 * 4
+    chars = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    lengths = torch.tensor([3, 2])
+    torch.testing.assert_close(both(chars, lengths), torch.cat([cnn(chars, lengths), lstm(chars, lengths)], -1))
 
 
 def test_word_dropout_only_in_training():

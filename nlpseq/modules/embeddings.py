@@ -53,19 +53,39 @@ class CharLSTM(nn.Module):
         return self.rnn(self.embed(chars), lengths)[1]
 
 
-CHAR_ENCODERS = (None, "none", "cnn", "lstm")
+class CharFeatures(nn.Module):
+    """Character encoders side by side: ``(words, chars)`` -> ``(words, sum of their output sizes)``.
+
+    A char-CNN sees character n-grams anywhere in a word, a char-LSTM its prefix and suffix as wholes: the
+    two find different cues (capitalisation patterns, affixes), so a tagger may use both.
+    """
+
+    def __init__(self, encoders: list[nn.Module]):
+        super().__init__()
+        self.encoders = nn.ModuleList(encoders)
+        self.output_size = sum(e.output_size for e in encoders)
+
+    def forward(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.cat([encoder(chars, lengths) for encoder in self.encoders], dim=-1)
+
+
+CHAR_ENCODERS = (None, "none", "cnn", "lstm", "cnn+lstm")
 
 
 def build_char_encoder(kind: str | None, num_chars: int, embedding_dim: int, hidden_size: int,
                        kernel_size: int = 3) -> nn.Module | None:
-    """``cnn`` -> :class:`CharCNN`, ``lstm`` -> :class:`CharLSTM`, ``none`` / ``None`` -> no character features."""
+    """``cnn`` -> :class:`CharCNN`, ``lstm`` -> :class:`CharLSTM`, ``cnn+lstm`` -> both (:class:`CharFeatures`),
+    ``none`` / ``None`` -> no character features. ``hidden_size``: CNN filters, LSTM units per direction."""
+    if kind == "cnn+lstm":
+        return CharFeatures([CharCNN(num_chars, embedding_dim, hidden_size, kernel_size),
+                             CharLSTM(num_chars, embedding_dim, hidden_size)])
     if kind == "cnn":
         return CharCNN(num_chars, embedding_dim, hidden_size, kernel_size)
     if kind == "lstm":
         return CharLSTM(num_chars, embedding_dim, hidden_size)
     if kind in (None, "none"):
         return None
-    raise ValueError(f"char encoder must be cnn, lstm or none, got {kind!r}")
+    raise ValueError(f"char encoder must be cnn, lstm, cnn+lstm or none, got {kind!r}")
 
 
 class TokenEmbedder(nn.Module):
