@@ -55,15 +55,15 @@ TRAINER: dict[str, Rule] = {
 }
 _WORD_MODEL: dict[str, Rule] = {  # the tagger's and the classifier's shared keys
     "embedding_dim": POSITIVE, "pretrained_vectors": Str(null=True, what="a file path"),
-    "freeze_pretrained": BOOL, "extend_vocab_with_pretrained": BOOL, "word_dropout": PROBABILITY,
-    "char_encoder": CHAR_ENCODER, "char_embedding_dim": POSITIVE, "char_hidden_size": POSITIVE,
-    "char_kernel_size": Int(ge=1, odd=True), "cell": CELL, "hidden_size": POSITIVE, "layers": POSITIVE,
-    "bidirectional": BOOL, "dropout": PROBABILITY, "locked_dropout": BOOL,
+    "freeze_pretrained": BOOL, "static_channel": BOOL, "extend_vocab_with_pretrained": BOOL,
+    "word_dropout": PROBABILITY, "char_encoder": CHAR_ENCODER, "char_embedding_dim": POSITIVE,
+    "char_hidden_size": POSITIVE, "char_kernel_size": Int(ge=1, odd=True), "cell": CELL, "hidden_size": POSITIVE,
+    "layers": POSITIVE, "bidirectional": BOOL, "dropout": PROBABILITY, "locked_dropout": BOOL,
 }
 MODEL: dict[str, dict[str, Rule]] = {  # per model.architecture
     "tagger": _WORD_MODEL | {"singleton_dropout": PROBABILITY, "crf": BOOL, "constrain_bio": BOOL},
     "classifier": _WORD_MODEL | {
-        "static_channel": BOOL, "embedding_dropout": PROBABILITY,
+        "embedding_dropout": PROBABILITY,
         "pooling": Choice("last", "mean", "max", "attention"), "attention_size": POSITIVE,
         "classifier_hidden_size": Int(ge=1, null=True), "label_smoothing": PROBABILITY},
     "seq2seq": {

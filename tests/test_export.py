@@ -118,7 +118,7 @@ def test_translation_bundle_greedy_and_beam_identical(bundles):
 
 
 @pytest.mark.parametrize("task, model", [
-    ("ner", {"char_encoder": "cnn+lstm", "crf": False, "cell": "gru", "layers": 1}),
+    ("ner", {"char_encoder": "cnn+lstm", "crf": False, "cell": "gru", "layers": 1, "static_channel": True}),
     ("ner", {"char_encoder": "none", "cell": "rnn", "bidirectional": False, "constrain_bio": False}),
     ("sentiment", {"cell": "gru", "pooling": "attention", "attention_size": 8, "char_encoder": "cnn",
                    "char_embedding_dim": 6, "char_hidden_size": 6, "classifier_hidden_size": 8, "layers": 2}),

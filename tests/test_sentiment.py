@@ -98,18 +98,20 @@ def test_pretrained_vectors(sentiment_config, tmp_path):
     assert model.embedder.words.weight[task.words.stoi["boring"]].tolist() == [-0.5] * 4
 
 
-def test_static_channel_stays_fixed(sentiment_config, tmp_path):
+@pytest.mark.parametrize("config, word", [("sentiment_config", "boring"), ("ner_config", "paris")])
+def test_static_channel_stays_fixed(config, word, request, tmp_path):
     vectors = tmp_path / "vectors.txt"
-    vectors.write_text("witty 0.5 0.5 0.5 0.5\nboring -0.5 -0.5 -0.5 -0.5\n")
-    cfg = sentiment_config("trainer.max_steps=5", "trainer.lr=0.05", f"model.pretrained_vectors={vectors}",
-                           "model.static_channel=true")
-    task = TASKS["sentiment"].from_config(cfg)
+    vectors.write_text(f"{word} -0.5 -0.5 -0.5 -0.5\nzebra 0.5 0.5 0.5 0.5\n")
+    cfg = request.getfixturevalue(config)("trainer.max_steps=5", "trainer.lr=0.05",
+                                          f"model.pretrained_vectors={vectors}", "model.static_channel=true")
+    task = TASKS[cfg.task.name].from_config(cfg)
     result = train(task, cfg, tmp_path / "run")
     weights = torch.load(result["best_checkpoint"], weights_only=True)["model"]
-    boring = task.words.stoi["boring"]
-    assert weights["embedder.static.weight"][boring].tolist() == [-0.5] * 4  # frozen
-    assert weights["embedder.words.weight"][boring].tolist() != [-0.5] * 4  # fine-tuned
-    assert nlpseq.load(result["best_checkpoint"]).model.encoder.forward_rnns[0].input_size == 8
+    row = task.words.stoi[word]
+    assert weights["embedder.static.weight"][row].tolist() == [-0.5] * 4  # frozen
+    assert weights["embedder.words.weight"][row].tolist() != [-0.5] * 4  # fine-tuned
+    embedder = nlpseq.load(result["best_checkpoint"]).model.embedder
+    assert embedder.output_size == 8 + (embedder.chars.output_size if embedder.chars is not None else 0)
 
 
 def test_held_out_dev_split(sentiment_config):

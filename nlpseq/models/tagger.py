@@ -54,7 +54,8 @@ def build_tagger(cfg, num_words: int, num_chars: int, labels: list[str]) -> Sequ
     char_encoder = build_char_encoder(cfg.char_encoder, num_chars, cfg.char_embedding_dim, cfg.char_hidden_size,
                                       cfg.char_kernel_size)
     embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout,
-                             singleton_dropout=cfg.get("singleton_dropout", 0.0))  # absent in older checkpoints
+                             singleton_dropout=cfg.get("singleton_dropout", 0.0),  # both absent in older checkpoints
+                             static_channel=bool(cfg.get("static_channel", False)))
     encoder = RecurrentEncoder(embedder.output_size, cfg.hidden_size, cfg.cell, cfg.layers, cfg.bidirectional,
                                cfg.dropout, cfg.locked_dropout)
     crf = None
