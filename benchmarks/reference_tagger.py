@@ -15,13 +15,17 @@ class ReferenceTagger(nn.Module):
         super().__init__()
         cells = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
         self.words = nn.Embedding(num_words, cfg.embedding_dim, padding_idx=0)
+        self.static = None  # Kim's frozen second copy of the vectors, beside the trained one
+        if cfg.get("static_channel"):
+            self.static = nn.Embedding(num_words, cfg.embedding_dim, padding_idx=0).requires_grad_(False)
+        word_size = cfg.embedding_dim * (2 if self.static is not None else 1)
         self.use_chars = cfg.char_encoder == "cnn"
         char_size = cfg.char_hidden_size if self.use_chars else 0
         if self.use_chars:
             self.chars = nn.Embedding(num_chars, cfg.char_embedding_dim, padding_idx=0)
             self.conv = nn.Conv1d(cfg.char_embedding_dim, cfg.char_hidden_size, cfg.char_kernel_size,
                                   padding=cfg.char_kernel_size // 2)
-        self.rnn = BiRNN(cells[cfg.cell], cfg.embedding_dim + char_size, cfg.hidden_size, cfg.layers, cfg.dropout)
+        self.rnn = BiRNN(cells[cfg.cell], word_size + char_size, cfg.hidden_size, cfg.layers, cfg.dropout)
         self.out = nn.Linear(2 * cfg.hidden_size, num_tags)
         self.transitions = nn.Parameter(torch.zeros(num_tags, num_tags))
         self.start = nn.Parameter(torch.zeros(num_tags))
@@ -29,7 +33,8 @@ class ReferenceTagger(nn.Module):
         self.dropout, self.word_dropout = cfg.dropout, cfg.word_dropout
 
     def emissions(self, words, chars, lengths) -> torch.Tensor:
-        x = self.words(word_dropout(words, self.word_dropout, 1, self.training))
+        words = word_dropout(words, self.word_dropout, 1, self.training)
+        x = self.words(words) if self.static is None else torch.cat([self.words(words), self.static(words)], dim=2)
         if self.use_chars:
             batch, time, width = chars.shape
             c = self.chars(chars.view(-1, width)).transpose(1, 2)  # (tokens, dim, chars)

@@ -152,6 +152,8 @@ def _padded_chars(task, sentences: list[list[str]], tags: list[list[str]] | None
 def copy_tagger(model, reference: ReferenceTagger) -> None:
     emb = model.embedder
     reference.words.weight.copy_(emb.words.weight)
+    if reference.static is not None:
+        reference.static.weight.copy_(emb.static.weight)
     if reference.use_chars:
         cnn = emb.chars
         reference.chars.weight.copy_(cnn.embed.weight)

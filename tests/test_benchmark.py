@@ -139,12 +139,15 @@ def scrambled(model: torch.nn.Module, scale: float = 3.0) -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.mark.parametrize("overrides", [(), ("model.char_encoder=none", "model.cell=gru", "model.layers=1")])
+@pytest.mark.parametrize("overrides", [(), ("model.char_encoder=none", "model.cell=gru", "model.layers=1"),
+                                       ("model.static_channel=true",)])
 def test_reference_tagger_computes_the_same_function(ner_config, overrides):
     cfg = ner_config(*overrides)
     task = TASKS["ner"].from_config(cfg)
     torch.manual_seed(0)
     model = scrambled(task.build_model())
+    if model.embedder.static is not None:  # all zeros without vectors: give the frozen copy values of its own
+        torch.nn.init.normal_(model.embedder.static.weight[1:])
     reference = ReferenceTagger(len(task.words), len(task.chars), len(task.labels), cfg.model).eval()
     suites.copy_tagger(model, reference)
 
