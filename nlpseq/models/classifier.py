@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from nlpseq.errors import check_choice
+from nlpseq.models.words import build_token_embedder
 from nlpseq.modules.dropout import SequenceDropout
-from nlpseq.modules.embeddings import CHAR_ENCODERS, TokenEmbedder, build_char_encoder
+from nlpseq.modules.embeddings import TokenEmbedder
 from nlpseq.modules.encoders import CELLS, RecurrentEncoder
 from nlpseq.modules.pooling import POOLINGS, SequencePooler
 
@@ -43,12 +44,7 @@ def build_classifier(cfg, num_words: int, num_classes: int, num_chars: int = 0) 
     """Build a classifier from the flat ``model`` config (see ``nlpseq/conf/model/classifier.yaml``)."""
     check_choice("model.cell", cfg.cell, CELLS)
     check_choice("model.pooling", cfg.pooling, POOLINGS)
-    char_kind = cfg.get("char_encoder")  # absent in older checkpoints
-    check_choice("model.char_encoder", char_kind, CHAR_ENCODERS)
-    char_encoder = build_char_encoder(char_kind, num_chars, cfg.get("char_embedding_dim", 30),
-                                      cfg.get("char_hidden_size", 50), cfg.get("char_kernel_size", 3))
-    embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout,
-                             static_channel=bool(cfg.get("static_channel", False)))
+    embedder = build_token_embedder(cfg, num_words, num_chars)
     encoder = RecurrentEncoder(embedder.output_size, cfg.hidden_size, cfg.cell, cfg.layers, cfg.bidirectional,
                                cfg.dropout, cfg.locked_dropout)
     pooler = SequencePooler(cfg.pooling, encoder.output_size, cfg.attention_size)

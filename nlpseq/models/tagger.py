@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from nlpseq.errors import check_choice
+from nlpseq.models.words import build_token_embedder
 from nlpseq.modules.crf import ConditionalRandomField, allowed_transitions_bio
 from nlpseq.modules.dropout import SequenceDropout
-from nlpseq.modules.embeddings import CHAR_ENCODERS, TokenEmbedder, build_char_encoder
+from nlpseq.modules.embeddings import TokenEmbedder
 from nlpseq.modules.encoders import CELLS, RecurrentEncoder, lengths_to_mask
 
 
@@ -50,12 +51,7 @@ class SequenceTagger(nn.Module):
 def build_tagger(cfg, num_words: int, num_chars: int, labels: list[str]) -> SequenceTagger:
     """Build a tagger from the flat ``model`` config (see ``nlpseq/conf/model/tagger.yaml``)."""
     check_choice("model.cell", cfg.cell, CELLS)
-    check_choice("model.char_encoder", cfg.char_encoder, CHAR_ENCODERS)
-    char_encoder = build_char_encoder(cfg.char_encoder, num_chars, cfg.char_embedding_dim, cfg.char_hidden_size,
-                                      cfg.char_kernel_size)
-    embedder = TokenEmbedder(num_words, cfg.embedding_dim, char_encoder, cfg.word_dropout,
-                             singleton_dropout=cfg.get("singleton_dropout", 0.0),  # both absent in older checkpoints
-                             static_channel=bool(cfg.get("static_channel", False)))
+    embedder = build_token_embedder(cfg, num_words, num_chars)
     encoder = RecurrentEncoder(embedder.output_size, cfg.hidden_size, cfg.cell, cfg.layers, cfg.bidirectional,
                                cfg.dropout, cfg.locked_dropout)
     crf = None
