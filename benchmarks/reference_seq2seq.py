@@ -1,5 +1,8 @@
 """Reference GRU encoder-decoder with Bahdanau attention and input feeding, in plain PyTorch.
 
+With ``tie_embeddings`` the output layer shares the target embedding matrix (Press & Wolf 2017), read through a
+bias-free ``decoder -> embedding`` map when the sizes differ.
+
 Attention keys are projected once per batch. Greedy search is batched; beam search decodes one sentence at
 a time with its hypotheses as the batch (the common simple implementation).
 """
@@ -27,7 +30,11 @@ class ReferenceSeq2Seq(nn.Module):
         self.key = nn.Linear(2 * hidden, cfg.attention_size)
         self.energy = nn.Linear(cfg.attention_size, 1, bias=False)
         self.combine = nn.Linear(dec + 2 * hidden, dec)
-        self.out = nn.Linear(dec, tgt_vocab)
+        tie = bool(cfg.get("tie_embeddings", False))
+        self.pre_out = nn.Linear(dec, emb, bias=False) if tie and dec != emb else nn.Identity()
+        self.out = nn.Linear(emb if tie else dec, tgt_vocab)
+        if tie:
+            self.out.weight = self.tgt_embed.weight
         self.dropout, self.label_smoothing = cfg.dropout, cfg.label_smoothing
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor):
@@ -50,13 +57,17 @@ class ReferenceSeq2Seq(nn.Module):
                                      self.training)
         return feed, (hidden, feed)
 
+    def logits(self, output: torch.Tensor) -> torch.Tensor:
+        """Attentional vectors ``(..., dec)`` -> scores over the target vocabulary ``(..., vocab)``."""
+        return self.out(self.pre_out(output))
+
     def loss(self, src, src_lengths, tgt_in, tgt_out) -> torch.Tensor:
         memory, state = self.encode(src, src_lengths)
         outputs = []
         for t in range(tgt_in.size(1)):
             output, state = self.step(tgt_in[:, t], state, memory)
             outputs.append(output)
-        logits = self.out(torch.stack(outputs, 1))  # one projection for all steps
+        logits = self.logits(torch.stack(outputs, 1))  # one projection for all steps
         return nn.functional.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=0,
                                            label_smoothing=self.label_smoothing)
 
@@ -68,7 +79,7 @@ class ReferenceSeq2Seq(nn.Module):
         out, done = [], max_lens <= 0
         for t in range(int(max_lens.max())):
             output, state = self.step(prev, state, memory)
-            prev = self.out(output).argmax(1)
+            prev = self.logits(output).argmax(1)
             out.append(prev)
             done |= (prev == eos) | (max_lens <= t + 1)
             if done.all():
@@ -78,37 +89,40 @@ class ReferenceSeq2Seq(nn.Module):
 
     @torch.no_grad()
     def beam(self, src, src_lengths, bos: int, eos: int, max_len: int, beam: int, alpha: float) -> list[list[int]]:
-        """Beam search one sentence at a time; hypotheses that end leave the beam, best normalised score wins."""
+        """Beam search one sentence at a time, its live hypotheses as the batch. A finished hypothesis (eos, or
+        ``max_len`` tokens) keeps its place in the beam with its score; the search ends when all are finished,
+        and the best score divided by ``((5 + length) / 6) ** alpha`` (length counting eos) wins."""
         results = []
         for i in range(src.size(0)):
             n = int(src_lengths[i])
             (values, keys, mask), state = self.encode(src[i:i + 1, :n], src_lengths[i:i + 1])
-            memory = (values.expand(beam, -1, -1), keys.expand(beam, -1, -1), mask.expand(beam, -1))
-            hyps, scores = [[]], torch.zeros(1)
-            state = (state[0], state[1])
-            finished = []
+            hyps = [([], 0.0, False, 0)]  # tokens, log-prob, finished, length
             for _ in range(max_len):
-                k = len(hyps)
-                prev = torch.tensor([h[-1] if h else bos for h in hyps])
-                output, state = self.step(prev, state, tuple(m[:k] for m in memory))
-                logits = self.out(output)
-                total = (scores.unsqueeze(1) + logits.log_softmax(1)).view(-1)
-                top, idx = total.topk(min(beam, total.numel()))
-                vocab = logits.size(1)
-                parents, tokens = (idx // vocab).tolist(), (idx % vocab).tolist()
-                keep, new_hyps = [], []
-                for s, p, t in zip(top.tolist(), parents, tokens):
-                    if t == eos:
-                        finished.append((s / ((5 + len(hyps[p]) + 1) / 6) ** alpha, hyps[p]))
-                    else:
-                        keep.append(len(new_hyps))
-                        new_hyps.append((p, hyps[p] + [t], s))
-                if len(finished) >= beam or not new_hyps:
+                live = [k for k, h in enumerate(hyps) if not h[2]]
+                if not live:
                     break
-                rows = torch.tensor([p for p, _, _ in new_hyps])
-                state = (state[0][rows], state[1][rows])
-                hyps, scores = [h for _, h, _ in new_hyps], torch.tensor([s for _, _, s in new_hyps])
-            if not finished:
-                finished = [(s / ((5 + len(h)) / 6) ** alpha, h) for h, s in zip(hyps, scores.tolist())]
-            results.append(max(finished, key=lambda f: f[0])[1])
+                rows = torch.tensor(live)
+                memory = (values.expand(len(live), -1, -1), keys.expand(len(live), -1, -1), mask.expand(len(live), -1))
+                prev = torch.tensor([hyps[k][0][-1] if hyps[k][0] else bos for k in live])
+                output, step_state = self.step(prev, (state[0][rows], state[1][rows]), memory)
+                log_probs = self.logits(output).log_softmax(1)
+                total = (torch.tensor([hyps[k][1] for k in live]).unsqueeze(1) + log_probs).view(-1)
+                top, idx = total.topk(min(beam, total.numel()))
+                vocab = log_probs.size(1)
+                candidates = [(h[1], k, None) for k, h in enumerate(hyps) if h[2]]
+                candidates += [(s, j // vocab, j % vocab) for s, j in zip(top.tolist(), idx.tolist())]
+                chosen = sorted(candidates, key=lambda c: -c[0])[:beam]
+                new_hyps = []
+                for score, k, token in chosen:
+                    if token is None:  # finished: kept as it is
+                        new_hyps.append(hyps[k])
+                    else:  # the k-th live hypothesis extended by token
+                        tokens = hyps[live[k]][0] + ([] if token == eos else [token])
+                        length = len(hyps[live[k]][0]) + 1
+                        new_hyps.append((tokens, score, token == eos or length >= max_len, length))
+                # State rows: the old ones, then this step's; a finished hypothesis's row is never read again.
+                pick = torch.tensor([k if token is None else len(hyps) + k for _, k, token in chosen])
+                state = tuple(torch.cat([old, new])[pick] for old, new in zip(state, step_state))
+                hyps = new_hyps
+            results.append(max(hyps, key=lambda h: h[1] / ((5 + h[3]) / 6) ** alpha)[0])
         return results

@@ -216,10 +216,9 @@ def copy_classifier(model, reference: ReferenceClassifier) -> None:
 # ----- translation --------------------------------------------------------------------------------
 def translation_suite(task, cfg: DictConfig, sentences: int, latency_items: int, beam: int) -> Suite:
     m = cfg.model
-    if (m.cell, m.attention, m.get("decoder_layers", 1), m.input_feeding, m.tie_embeddings) != \
-            ("gru", "bahdanau", 1, True, False):
+    if (m.cell, m.attention, m.get("decoder_layers", 1), m.input_feeding) != ("gru", "bahdanau", 1, True):
         raise ConfigError("the reference seq2seq covers cell=gru, attention=bahdanau, one decoder layer, "
-                          "input_feeding=true, tie_embeddings=false")
+                          "input_feeding=true")
     model = task.build_model()
     reference = ReferenceSeq2Seq(len(task.source), len(task.target), m)
     pairs = task._train
@@ -271,7 +270,8 @@ def copy_seq2seq(model, reference: ReferenceSeq2Seq) -> None:
     reference.key.load_state_dict(dec.attention.key_projection.state_dict())
     reference.energy.load_state_dict(dec.attention.score.state_dict())
     reference.combine.load_state_dict(dec.combine.state_dict())
-    reference.out.load_state_dict(model.output.state_dict())
+    reference.pre_out.load_state_dict(model.pre_output.state_dict())
+    reference.out.load_state_dict(model.output.state_dict())  # with tied embeddings: the shared matrix again
 
 
 SUITES = {"ner": ner_suite, "sentiment": sentiment_suite, "translation": translation_suite}

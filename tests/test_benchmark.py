@@ -201,8 +201,9 @@ def scrambled_seq2seq(model, eos_id: int):
     return model
 
 
-def test_reference_seq2seq_computes_the_same_function(tiny_parallel):
-    cfg, task = translation_task(tiny_parallel)
+@pytest.mark.parametrize("overrides", [(), ("model.tie_embeddings=true",)])
+def test_reference_seq2seq_computes_the_same_function(tiny_parallel, overrides):
+    cfg, task = translation_task(tiny_parallel, *overrides)
     torch.manual_seed(0)
     model = scrambled_seq2seq(task.build_model(), task.target.eos_id)
     reference = ReferenceSeq2Seq(len(task.source), len(task.target), cfg.model).eval()
