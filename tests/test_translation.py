@@ -164,7 +164,7 @@ def test_train_save_load_translate_round_trip(translation_config, tmp_path, capl
 
 
 @pytest.mark.parametrize("overrides", [
-    ("model.attention=none",),
+    ("model.attention=none", "model.tie_embeddings=false"),
     ("model.attention=luong", "model.cell=lstm", "model.tie_embeddings=true", "model.input_feeding=false"),
     ("task.metric=loss", "task.teacher_forcing.schedule=linear", "task.teacher_forcing.start=0.5",
      "data.spm_joint=false"),
