@@ -9,10 +9,19 @@ a time with its hypotheses as the batch (the common simple implementation).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from benchmarks.common import BiRNN
+
+
+class Hypothesis(NamedTuple):
+    tokens: list[int]
+    score: float  # summed log-probs
+    finished: bool  # ended by eos or at the length limit
+    length: int  # tokens, counting eos
 
 
 class ReferenceSeq2Seq(nn.Module):
@@ -96,20 +105,20 @@ class ReferenceSeq2Seq(nn.Module):
         for i in range(src.size(0)):
             n = int(src_lengths[i])
             (values, keys, mask), state = self.encode(src[i:i + 1, :n], src_lengths[i:i + 1])
-            hyps = [([], 0.0, False, 0)]  # tokens, log-prob, finished, length
+            hyps = [Hypothesis([], 0.0, False, 0)]
             for _ in range(max_len):
-                live = [k for k, h in enumerate(hyps) if not h[2]]
+                live = [k for k, h in enumerate(hyps) if not h.finished]
                 if not live:
                     break
                 rows = torch.tensor(live)
                 memory = (values.expand(len(live), -1, -1), keys.expand(len(live), -1, -1), mask.expand(len(live), -1))
-                prev = torch.tensor([hyps[k][0][-1] if hyps[k][0] else bos for k in live])
+                prev = torch.tensor([hyps[k].tokens[-1] if hyps[k].tokens else bos for k in live])
                 output, step_state = self.step(prev, (state[0][rows], state[1][rows]), memory)
                 log_probs = self.logits(output).log_softmax(1)
-                total = (torch.tensor([hyps[k][1] for k in live]).unsqueeze(1) + log_probs).view(-1)
+                total = (torch.tensor([hyps[k].score for k in live]).unsqueeze(1) + log_probs).view(-1)
                 top, idx = total.topk(min(beam, total.numel()))
                 vocab = log_probs.size(1)
-                candidates = [(h[1], k, None) for k, h in enumerate(hyps) if h[2]]
+                candidates = [(h.score, k, None) for k, h in enumerate(hyps) if h.finished]
                 candidates += [(s, j // vocab, j % vocab) for s, j in zip(top.tolist(), idx.tolist())]
                 chosen = sorted(candidates, key=lambda c: -c[0])[:beam]
                 new_hyps = []
@@ -117,12 +126,13 @@ class ReferenceSeq2Seq(nn.Module):
                     if token is None:  # finished: kept as it is
                         new_hyps.append(hyps[k])
                     else:  # the k-th live hypothesis extended by token
-                        tokens = hyps[live[k]][0] + ([] if token == eos else [token])
-                        length = len(hyps[live[k]][0]) + 1
-                        new_hyps.append((tokens, score, token == eos or length >= max_len, length))
+                        parent = hyps[live[k]].tokens
+                        tokens = parent + ([] if token == eos else [token])
+                        new_hyps.append(Hypothesis(tokens, score, token == eos or len(parent) + 1 >= max_len,
+                                                   len(parent) + 1))
                 # State rows: the old ones, then this step's; a finished hypothesis's row is never read again.
                 pick = torch.tensor([k if token is None else len(hyps) + k for _, k, token in chosen])
                 state = tuple(torch.cat([old, new])[pick] for old, new in zip(state, step_state))
                 hyps = new_hyps
-            results.append(max(hyps, key=lambda h: h[1] / ((5 + h[3]) / 6) ** alpha)[0])
+            results.append(max(hyps, key=lambda h: h.score / ((5 + h.length) / 6) ** alpha).tokens)
         return results
