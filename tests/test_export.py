@@ -60,6 +60,8 @@ def variant(task: str, path: Path, data: dict | None = None, tokenizer: dict | N
     built = TASKS[task].from_state(OmegaConf.create(ckpt["config"]), ckpt["task_state"]).build_model()
     with torch.no_grad():
         for p in built.parameters():  # larger than the default init, so that scores are far from ties
+            if not p.requires_grad:  # the static channel's frozen copy: zeros until vectors are loaded
+                p.normal_()
             p.mul_(3.0)
     ckpt["model"] = built.state_dict()
     torch.save(ckpt, path)
