@@ -127,9 +127,9 @@ class ReferenceSeq2Seq(nn.Module):
                         new_hyps.append(hyps[k])
                     else:  # the k-th live hypothesis extended by token
                         parent = hyps[live[k]].tokens
+                        length = len(parent) + 1
                         tokens = parent + ([] if token == eos else [token])
-                        new_hyps.append(Hypothesis(tokens, score, token == eos or len(parent) + 1 >= max_len,
-                                                   len(parent) + 1))
+                        new_hyps.append(Hypothesis(tokens, score, token == eos or length >= max_len, length))
                 # State rows: the old ones, then this step's; a finished hypothesis's row is never read again.
                 pick = torch.tensor([k if token is None else len(hyps) + k for _, k, token in chosen])
                 state = tuple(torch.cat([old, new])[pick] for old, new in zip(state, step_state))
