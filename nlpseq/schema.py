@@ -64,7 +64,7 @@ MODEL: dict[str, dict[str, Rule]] = {  # per model.architecture
     "tagger": _WORD_MODEL | {"singleton_dropout": PROBABILITY, "crf": BOOL, "constrain_bio": BOOL},
     "classifier": _WORD_MODEL | {
         "embedding_dropout": PROBABILITY,
-        "pooling": Choice("last", "mean", "max", "attention"), "attention_size": POSITIVE,
+        "pooling": Choice("last", "mean", "max", "max+mean", "attention"), "attention_size": POSITIVE,
         "classifier_hidden_size": Int(ge=1, null=True), "label_smoothing": PROBABILITY},
     "seq2seq": {
         "embedding_dim": POSITIVE, "hidden_size": POSITIVE, "decoder_hidden_size": POSITIVE, "cell": CELL,

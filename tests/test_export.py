@@ -126,6 +126,7 @@ def test_translation_bundle_greedy_and_beam_identical(bundles):
                    "char_embedding_dim": 6, "char_hidden_size": 6, "classifier_hidden_size": 8, "layers": 2}),
     ("sentiment", {"pooling": "last", "static_channel": True, "char_encoder": "lstm", "char_embedding_dim": 6,
                    "char_hidden_size": 4}),
+    ("sentiment", {"pooling": "max+mean", "char_encoder": "none"}),
     ("translation", {"cell": "lstm", "attention": "luong", "decoder_layers": 2, "input_feeding": False,
                      "tie_embeddings": True, "encoder_layers": 2}),
     ("translation", {"cell": "rnn", "attention": "none"}),

@@ -39,6 +39,8 @@ def test_pooling_of_known_values():
     lengths = torch.tensor([2, 1])
     assert SequencePooler("max", 1)(x, lengths).tolist() == [[3.0], [-2.0]]
     assert SequencePooler("mean", 1)(x, lengths).tolist() == [[2.0], [-2.0]]
+    both = SequencePooler("max+mean", 1)
+    assert both.output_size == 2 and both(x, lengths).tolist() == [[3.0, 2.0], [-2.0, -2.0]]
     weights = SequencePooler("attention", 1).attention(x, torch.tensor([[True, True, False], [True, False, False]]))[1]
     assert weights[0, 2] == 0 and weights[1].tolist() == [1.0, 0.0, 0.0]
 
@@ -78,7 +80,7 @@ def test_train_save_load_predict_round_trip(sentiment_config, tmp_path):
     ("model.cell=gru", "model.pooling=attention", "model.layers=2", "model.char_encoder=cnn"),
     ("model.cell=rnn", "model.pooling=last", "model.bidirectional=false", "model.classifier_hidden_size=8",
      "model.char_encoder=lstm"),
-    ("model.pooling=mean", "data.tokenizer=sentencepiece", "data.spm_vocab_size=50", "model.label_smoothing=0.1"),
+    ("model.pooling=max+mean", "data.tokenizer=sentencepiece", "data.spm_vocab_size=50", "model.label_smoothing=0.1"),
 ])
 def test_variants_train_a_step(sentiment_config, tmp_path, monkeypatch, overrides):
     monkeypatch.setenv("NLPSEQ_CACHE", str(tmp_path / "cache"))
